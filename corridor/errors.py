@@ -1,0 +1,128 @@
+"""One error tree for corridor.
+
+Every error carries the structured fields that say *where* and *what*, and
+builds its message from them, so that a log line or a CLI error can show both
+a human sentence and machine-readable fields. Secrets never go into an error:
+callers pass key ids, never key bytes.
+"""
+
+from __future__ import annotations
+
+
+class CorridorError(Exception):
+    """Root of every error corridor raises on purpose."""
+
+    def fields(self) -> dict[str, object]:
+        """Structured fields of this error, for logs."""
+        return {}
+
+
+class ConfigError(CorridorError):
+    """A corridor file, or a file it names, is invalid.
+
+    ``file`` and ``line`` locate the problem (line is 1-based, or None when the
+    whole file is at fault); ``field`` is the dotted path of the offending key
+    (``corridors.hk-eu.transform.contact_email``).
+    """
+
+    def __init__(self, file: str, line: int | None, field: str, message: str) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.message = message
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.field}: {self.message}"
+
+    def fields(self) -> dict[str, object]:
+        return {"file": self.file, "line": self.line, "field": self.field}
+
+
+class ConfigErrors(CorridorError):
+    """Several ConfigErrors found in one load; all are reported at once."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(e.render() for e in self.errors))
+
+
+class RuleError(CorridorError):
+    """A rule expression is malformed or names something that does not exist.
+
+    ``column`` is the 1-based position in the rule text where parsing failed,
+    when known. Config loading wraps this into a ConfigError with file/line.
+    """
+
+    def __init__(self, rule: str, message: str, column: int | None = None) -> None:
+        self.rule = rule
+        self.message = message
+        self.column = column
+        at = f" at column {column}" if column is not None else ""
+        super().__init__(f"{message}{at} in rule {rule!r}")
+
+
+class SchemaError(CorridorError):
+    """An Avro schema is invalid or cannot be used as asked."""
+
+
+class DecodeError(CorridorError):
+    """One message could not be decoded. Usually carried as a value (quarantine)."""
+
+    def __init__(
+        self,
+        reason: str,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        where = f"{topic}/{partition}/{offset}: " if topic is not None else ""
+        super().__init__(f"{where}{reason}")
+
+    def fields(self) -> dict[str, object]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+class CryptoError(CorridorError):
+    """Encryption or decryption failed. Never carries key material."""
+
+
+class KeyNotFound(CryptoError):
+    """No key is known for this key id (retired, never published, other zone)."""
+
+
+class WrongKey(CryptoError):
+    """The key exists but is not the one this ciphertext was made for."""
+
+
+class TamperedCiphertext(CryptoError):
+    """The ciphertext, or the context it is bound to, was altered."""
+
+
+class ContextMismatch(CryptoError):
+    """The ciphertext was moved to another field, dataset or corridor."""
+
+
+class KeyProviderUnavailable(CryptoError):
+    """The KMS or keyring cannot be reached; the corridor must pause, not leak."""
+
+
+class ZoneError(CorridorError):
+    """A local zone (Kafka cluster) could not be started, stopped or reached."""
+
+    def __init__(self, zone: str, message: str) -> None:
+        self.zone = zone
+        self.message = message
+        super().__init__(f"zone {zone}: {message}")
+
+    def fields(self) -> dict[str, object]:
+        return {"zone": self.zone}
+
+
+class KafkaUnavailable(CorridorError):
+    """A cluster did not answer in time."""
