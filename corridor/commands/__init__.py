@@ -1,0 +1,1 @@
+"""The `corridor` CLI's subcommands, one module per family of commands."""
