@@ -112,6 +112,34 @@ class KeyProviderUnavailable(CryptoError):
     """The KMS or keyring cannot be reached; the corridor must pause, not leak."""
 
 
+class KeyUsageExhausted(CryptoError):
+    """A data key reached its encryption limit; the caller must rotate to a new epoch."""
+
+    def __init__(self, key_id: str, limit: int, used: int) -> None:
+        self.key_id = key_id
+        self.limit = limit
+        self.used = used
+        super().__init__(
+            f"data key {key_id} has done {used} of its {limit} encryptions; rotate the key"
+        )
+
+    def fields(self) -> dict[str, object]:
+        return {"key_id": self.key_id, "limit": self.limit, "used": self.used}
+
+
+class KeyFileError(CryptoError):
+    """A key file or keyring folder is missing, already there, or too widely readable."""
+
+    def __init__(self, path: str, message: str, mode: int | None = None) -> None:
+        self.path = path
+        self.message = message
+        self.mode = mode
+        super().__init__(f"{path}: {message}")
+
+    def fields(self) -> dict[str, object]:
+        return {"path": self.path, "mode": None if self.mode is None else oct(self.mode)}
+
+
 class ZoneError(CorridorError):
     """A local zone (Kafka cluster) could not be started, stopped or reached."""
 
