@@ -1,0 +1,27 @@
+"""`corridor validate [FILE]`: check a corridor file without touching any cluster."""
+
+from __future__ import annotations
+
+import click
+
+from corridor.config import load_config
+from corridor.errors import ConfigErrors
+
+
+@click.command()
+@click.argument("file", default="corridors.yaml", type=click.Path(dir_okay=False))
+def validate(file: str) -> None:
+    """Check FILE (default corridors.yaml): zones, schemas, rules, transforms, leaks.
+
+    Prints one summary line and exits 0 when the file is valid; otherwise prints
+    every problem as FILE:LINE: FIELD: message on stderr and exits 2.
+    """
+    try:
+        config = load_config(file)
+    except ConfigErrors as exc:
+        for error in exc.errors:
+            click.echo(error.render(), err=True)
+        count = len(exc.errors)
+        click.echo(f"{file}: {count} error{'s' if count != 1 else ''}", err=True)
+        raise click.exceptions.Exit(2) from None
+    click.echo(f"{config.summary()}: OK")

@@ -1,0 +1,197 @@
+"""corridors.yaml -> a frozen, typed model, validated once at load.
+
+:func:`load_config` reads the file, checks everything it can check without a
+broker (keys, zones, schemas, rules, transforms, leaks) and raises
+:class:`~corridor.errors.ConfigErrors` listing *every* problem, each with file,
+line, dotted field path and what was expected. A Config that loads is one the
+plan can run: in particular no ``sensitive`` field crosses any corridor
+untransformed.
+
+Model (all values frozen):
+
+- ``Config(path, zones, datasets, corridors)``
+- ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig)``
+- ``Dataset(name, schema_path, schema, fields, record_class, validate)``;
+  ``fields`` maps dotted paths to a FieldClass; an unlisted field is
+  ``internal``, and a nested field inherits its nearest listed ancestor's class
+  (see :meth:`Dataset.class_of`).
+- ``Corridor(name, origin, destination, datasets, legal_basis, format,
+  withhold, transform, admit, pseudonym_key, batch, policy_hash)``; ``withhold``
+  and ``transform`` are per dataset, already merged from the corridor level and
+  the per-dataset override form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from corridor.rules import Rule
+    from corridor.schema import AvroSchema
+
+
+class FieldClass(str, Enum):
+    """Classification of a field, lowest to highest (see :attr:`rank`)."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    PERSONAL = "personal"
+    SENSITIVE = "sensitive"
+
+    @property
+    def rank(self) -> int:
+        return list(FieldClass).index(self)
+
+
+class Transform(str, Enum):
+    """What a corridor does to a field before it crosses."""
+
+    DROP = "drop"
+    MASK = "mask"
+    PSEUDONYMIZE = "pseudonymize"
+    ENCRYPT = "encrypt"
+    ENCRYPT_DETERMINISTIC = "encrypt-deterministic"
+
+
+class RecordKind(str, Enum):
+    """Class of a whole record: important when its dataset's record_class rule holds."""
+
+    NORMAL = "normal"
+    IMPORTANT = "important"
+
+
+class WireFormat(str, Enum):
+    """Encoding of the corridor's output topic (DESIGN section 5)."""
+
+    AVRO = "avro"
+    ARROW = "arrow"
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    """Where a zone's key encryption key lives.
+
+    ``provider`` is ``local`` (keyring of 0600 files under ``path``) or ``vault``
+    (Vault/OpenBao transit: ``addr``, ``mount``, ``transit_key``; the token is
+    read from the environment variable named ``token_env``, never from the file).
+    """
+
+    provider: str
+    path: Path | None = None
+    addr: str | None = None
+    mount: str = "transit"
+    transit_key: str | None = None
+    token_env: str = "VAULT_TOKEN"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One Kafka cluster under one jurisdiction. ``bootstrap`` is 'host:port[,host:port...]'."""
+
+    name: str
+    bootstrap: str
+    jurisdiction: str
+    keys: KeysConfig
+
+
+@dataclass(frozen=True)
+class RecordClass:
+    """How to tell an important record: ``important_when`` holds (null counts as important)."""
+
+    field: str
+    important_when: Rule
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A record type parks produce, with its schema and per-field classification."""
+
+    name: str
+    schema_path: Path
+    schema: AvroSchema
+    fields: Mapping[str, FieldClass]
+    record_class: RecordClass | None
+    validate: tuple[Rule, ...]
+
+    def class_of(self, path: str) -> FieldClass:
+        """Class of dotted *path*: its own entry, else its nearest listed ancestor, else internal."""
+        parts = path.split(".")
+        for end in range(len(parts), 0, -1):
+            found = self.fields.get(".".join(parts[:end]))
+            if found is not None:
+                return found
+        return FieldClass.INTERNAL
+
+    def paths_of_class(self, field_class: FieldClass) -> tuple[str, ...]:
+        """Listed paths classed exactly *field_class*, in file order."""
+        return tuple(p for p, c in self.fields.items() if c is field_class)
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How the processor groups records: at most ``max_records``, waiting at most ``max_wait_ms``."""
+
+    max_records: int = 500
+    max_wait_ms: int = 100
+
+
+@dataclass(frozen=True)
+class Corridor:
+    """One governed direction between two zones.
+
+    ``withhold[d]`` is the rule for dataset *d* (None: nothing withheld by rule;
+    a null result means withhold). ``transform[d]`` maps dotted field paths of
+    *d* to a Transform. ``admit`` holds the record kinds allowed to cross; a
+    record of another kind is withheld. ``policy_hash`` changes whenever
+    anything that changes what crosses changes (rules, transforms, classes,
+    schemas, admit, legal basis, zones' jurisdictions), not with bootstrap
+    addresses or batch sizes.
+    """
+
+    name: str
+    origin: str
+    destination: str
+    datasets: tuple[str, ...]
+    legal_basis: str
+    format: WireFormat
+    withhold: Mapping[str, Rule | None]
+    transform: Mapping[str, Mapping[str, Transform]]
+    admit: frozenset[RecordKind]
+    pseudonym_key: str
+    batch: BatchSettings
+    policy_hash: str
+
+    @property
+    def policy_id(self) -> str:
+        """Value of the ``corridor-policy`` header: ``name@hash``."""
+        return f"{self.name}@{self.policy_hash}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole corridor file, valid as a whole."""
+
+    path: Path
+    zones: Mapping[str, Zone]
+    datasets: Mapping[str, Dataset]
+    corridors: Mapping[str, Corridor]
+
+    def summary(self) -> str:
+        """``corridors.yaml: 3 zones, 3 datasets, 5 corridors``."""
+        return (f"{self.path}: {len(self.zones)} zones, {len(self.datasets)} datasets, "
+                f"{len(self.corridors)} corridors")
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate the corridor file at *path*.
+
+    Schema paths are relative to the file's directory. Raises ConfigErrors with
+    every problem found (never a partial Config).
+    """
+    from corridor.config_load import load  # the loader imports this module's types
+
+    return load(Path(path))
