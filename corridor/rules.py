@@ -76,7 +76,7 @@ class Rule:
 
     text: str
     fields: frozenset[str]  # dotted paths the rule reads
-    expression: pc.Expression  # same logic, for pyarrow.dataset / acero pushdown
+    expression: pc.Expression = field(compare=False)  # same logic, for pyarrow.dataset / acero pushdown
     plan: Plan = field(repr=False, compare=False)
     schema: pa.Schema = field(repr=False, compare=False)
 
@@ -139,6 +139,12 @@ def _to_arrow(plan: Plan, leaf: Callable[[Column], Any], const: Callable[[pa.Sca
     (batch evaluation) or field refs and literals (an Expression): the kernels
     accept both, so one builder serves both and they cannot drift apart."""
 
+    def member(p: Member, x: Any) -> Any:
+        if pa.types.is_floating(p.value_set.type):
+            x = pc.add(x, const(_ZERO))  # -0.0 + 0.0 == 0.0: is_in hashes bits
+        # is_in says false for null; SQL (and the reference) say null.
+        return pc.if_else(pc.is_null(x), const(_NULL_BOOL), pc.is_in(x, value_set=p.value_set))
+
     def build(p: Plan) -> Any:
         if isinstance(p, Column):
             return leaf(p)
@@ -147,12 +153,18 @@ def _to_arrow(plan: Plan, leaf: Callable[[Column], Any], const: Callable[[pa.Sca
         if isinstance(p, Cast):
             return build(p.operand).cast(p.type, safe=False)
         if isinstance(p, Cmp):
-            return _ARROW_CMP[p.op](build(p.left), build(p.right))
+            left, right = build(p.left), build(p.right)
+            if isinstance(left, pa.DictionaryArray) and isinstance(right, pa.Scalar):
+                return pc.take(_ARROW_CMP[p.op](left.dictionary, right), left.indices)
+            if isinstance(right, pa.DictionaryArray) and isinstance(left, pa.Scalar):
+                return pc.take(_ARROW_CMP[p.op](left, right.dictionary), right.indices)
+            return _ARROW_CMP[p.op](left, right)
         if isinstance(p, Member):
             x = build(p.operand)
-            if pa.types.is_floating(p.value_set.type):
-                x = pc.add(x, const(_ZERO))  # -0.0 + 0.0 == 0.0: is_in hashes bits
-            found = pc.if_else(pc.is_null(x), const(_NULL_BOOL), pc.is_in(x, value_set=p.value_set))
+            if isinstance(x, pa.DictionaryArray):  # decide once per distinct value
+                found = pc.take(member(p, x.dictionary), x.indices)
+            else:
+                found = member(p, x)
             return pc.invert(found) if p.negated else found
         if isinstance(p, IsNull):
             x = build(p.operand)

@@ -217,7 +217,7 @@ class _Checker:
         if node.op not in ("==", "!=") and left.kind not in ORDERED:
             what = self.subject(node.left, left)
             raise self.fail(f"'{node.op}' needs ordered values; {what} (use == or !=)", node.column)
-        return Cmp(node.op, left, right)
+        return _simplify(Cmp(node.op, left, right))
 
     def against_literal(self, plan: Plan, node: Node, lit: Literal) -> tuple[Plan, Const]:
         """Convert a literal to the domain of the other operand, casting the operand if needed."""
@@ -280,6 +280,17 @@ class _Checker:
         values = [c.value for c in consts]
         value_set = pa.array(values, type=consts[0].scalar.type)
         return Member(operand, value_set, frozenset(values), node.negated)
+
+
+def _simplify(cmp: Cmp) -> Plan:
+    """``x == true`` is ``x`` and ``x == false`` is ``not x`` under Kleene logic too;
+    Arrow's invert is several times faster than comparing booleans."""
+    if cmp.left.kind != "bool":
+        return cmp
+    for operand, other in ((cmp.left, cmp.right), (cmp.right, cmp.left)):
+        if isinstance(other, Const) and not isinstance(operand, Const):
+            return operand if (other.value is True) == (cmp.op == "==") else Negate(operand)
+    return cmp
 
 
 def _label(node: Node, plan: Plan) -> str:
