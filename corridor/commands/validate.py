@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from corridor.config import load_config
@@ -23,5 +25,7 @@ def validate(file: str) -> None:
             click.echo(error.render(), err=True)
         count = len(exc.errors)
         click.echo(f"{file}: {count} error{'s' if count != 1 else ''}", err=True)
-        raise click.exceptions.Exit(2) from None
+        # sys.exit, not click's Exit: cli.main() runs click with standalone_mode=False,
+        # where an Exit's code is returned, not used as the process status.
+        sys.exit(2)
     click.echo(f"{config.summary()}: OK")
