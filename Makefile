@@ -1,0 +1,55 @@
+# corridor: one way to run everything. `make help` lists the targets.
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+CORRIDOR := $(BIN)/corridor
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install up down status logs test test-unit test-integration demo bench chaos clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n",$$1,$$2}'
+
+install: $(VENV)/.installed .kafka/libs/.installed ## venv with corridor (editable) + Kafka jars from Maven Central
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PY)" || { echo "corridor: python3.11 not found" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+	@echo "venv ready: $(VENV)"
+
+.kafka/libs/.installed: infra/kafka/pom.xml infra/fetch-kafka.sh
+	@bash infra/fetch-kafka.sh
+	@touch $@
+
+up: install ## start the local zones hk, eu, asean (idempotent)
+	@$(CORRIDOR) zones up
+
+down: ## stop the local zones this project started
+	@if [ -x $(CORRIDOR) ]; then $(CORRIDOR) zones down; else echo "nothing installed: nothing to stop"; fi
+
+status: ## show which zones are running
+	@$(CORRIDOR) zones status
+
+test: install ## the whole suite: unit tests, then integration tests on real brokers
+	@$(BIN)/python -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+test-unit: install ## unit tests of the pure core only (no broker)
+	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+demo: install ## end-to-end corridors on sample data (lands with the processor)
+	@echo "make demo: the corridor processor has not landed yet (issue 4); try 'make up' and 'make test'."
+	@exit 1
+
+bench: install ## throughput benchmarks (lands with the throughput issue)
+	@echo "make bench: not yet; micro-benchmarks: python -m corridor.bench.<name>"; exit 1
+
+chaos: install ## long fault and fuzz runs (lands with the reliability issue)
+	@echo "make chaos: not yet"; exit 1
+
+clean: down ## stop zones and delete venv, jars, zone data and keys
+	rm -rf $(VENV) .kafka .zones *.egg-info

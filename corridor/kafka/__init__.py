@@ -1,0 +1,1 @@
+"""Everything that talks to Kafka. Only this package imports confluent_kafka."""

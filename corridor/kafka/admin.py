@@ -1,0 +1,143 @@
+"""Cluster administration: topics, SCRAM users and ACLs, each idempotent.
+
+Every function takes an AdminClient made for the zone's admin principal and
+returns what it changed, so callers can report "created" vs "already there".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+
+from corridor.errors import KafkaUnavailable
+
+TIMEOUT_S = 30.0
+SCRAM_ITERATIONS = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int = 6
+    config: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One ALLOW ACL: ``principal`` may ``operation`` on a resource.
+
+    ``resource`` is "topic", "group", "transactional_id" or "cluster";
+    ``prefixed`` makes ``name`` a prefix pattern.
+    """
+
+    principal: str
+    operation: str
+    resource: str
+    name: str
+    prefixed: bool = False
+
+    def binding(self) -> AclBinding:
+        return AclBinding(
+            ResourceType[self.resource.upper()],
+            self.name,
+            ResourcePatternType.PREFIXED if self.prefixed else ResourcePatternType.LITERAL,
+            f"User:{self.principal}",
+            "*",
+            AclOperation[self.operation.upper()],
+            AclPermissionType.ALLOW,
+        )
+
+
+def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec]) -> tuple[list[str], list[str]]:
+    """Create the topics that do not exist. Returns (created, already_existing)."""
+    wanted = list(topics)
+    if not wanted:
+        return [], []
+    futures = admin.create_topics(
+        [NewTopic(t.name, t.partitions, 1, config=dict(t.config or {})) for t in wanted],
+        operation_timeout=TIMEOUT_S, request_timeout=TIMEOUT_S,
+    )
+    created, existing = [], []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                existing.append(name)
+            else:
+                raise KafkaUnavailable(f"creating topic {name}: {exc.args[0].str()}") from None
+    return created, existing
+
+
+def delete_topics(admin: AdminClient, names: Iterable[str]) -> None:
+    names = list(names)
+    if not names:
+        return
+    for name, future in admin.delete_topics(names, operation_timeout=TIMEOUT_S).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise KafkaUnavailable(f"deleting topic {name}: {exc.args[0].str()}") from None
+
+
+def upsert_user(admin: AdminClient, username: str, password: str) -> None:
+    """Create or update a SCRAM-SHA-512 user (the password is sent, never logged)."""
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+    upsert = UserScramCredentialUpsertion(username, info, password.encode())
+    for user, future in admin.alter_user_scram_credentials([upsert]).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"creating user {user}: {exc.args[0].str()}") from None
+
+
+def existing_grants(admin: AdminClient, principal: str | None = None) -> set[Grant]:
+    """ALLOW ACLs currently in the cluster, optionally for one principal."""
+    flt = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY,
+        f"User:{principal}" if principal else None, None,
+        AclOperation.ANY, AclPermissionType.ALLOW,
+    )
+    try:
+        bindings = admin.describe_acls(flt, request_timeout=TIMEOUT_S).result()
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"listing ACLs: {exc.args[0].str()}") from None
+    return {
+        Grant(
+            b.principal.removeprefix("User:"), b.operation.name.lower(),
+            b.restype.name.lower(), b.name,
+            b.resource_pattern_type == ResourcePatternType.PREFIXED,
+        )
+        for b in bindings
+    }
+
+
+def apply_grants(admin: AdminClient, grants: Iterable[Grant]) -> list[Grant]:
+    """Create the grants that are missing. Returns those it created."""
+    missing = sorted(set(grants) - existing_grants(admin), key=repr)
+    if not missing:
+        return []
+    for binding, future in admin.create_acls([g.binding() for g in missing],
+                                             request_timeout=TIMEOUT_S).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"creating ACL {binding}: {exc.args[0].str()}") from None
+    return missing

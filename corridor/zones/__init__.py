@@ -1,0 +1,1 @@
+"""Local zones (Kafka clusters) for development, tests and the demo."""
