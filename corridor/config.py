@@ -118,7 +118,7 @@ class Dataset:
     validate: tuple[Rule, ...]
 
     def class_of(self, path: str) -> FieldClass:
-        """Class of dotted *path*: its own entry, else its nearest listed ancestor, else internal."""
+        """Class of dotted *path*: its entry, else its nearest listed ancestor's, else internal."""
         parts = path.split(".")
         for end in range(len(parts), 0, -1):
             found = self.fields.get(".".join(parts[:end]))
@@ -133,7 +133,7 @@ class Dataset:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """How the processor groups records: at most ``max_records``, waiting at most ``max_wait_ms``."""
+    """Processor batching: at most ``max_records`` per batch, waiting at most ``max_wait_ms``."""
 
     max_records: int = 500
     max_wait_ms: int = 100
@@ -182,8 +182,10 @@ class Config:
 
     def summary(self) -> str:
         """``corridors.yaml: 3 zones, 3 datasets, 5 corridors``."""
-        return (f"{self.path}: {len(self.zones)} zones, {len(self.datasets)} datasets, "
-                f"{len(self.corridors)} corridors")
+        return (
+            f"{self.path}: {len(self.zones)} zones, {len(self.datasets)} datasets, "
+            f"{len(self.corridors)} corridors"
+        )
 
 
 def load_config(path: str | Path) -> Config:

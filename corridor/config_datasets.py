@@ -10,8 +10,15 @@ from typing import Any
 from ruamel.yaml.comments import CommentedSeq
 
 from corridor.config import Dataset, FieldClass, RecordClass
-from corridor.config_yaml import (MapView, Problems, as_map, describe, did_you_mean, item_line,
-                                  text_value)
+from corridor.config_yaml import (
+    MapView,
+    Problems,
+    as_map,
+    describe,
+    did_you_mean,
+    item_line,
+    text_value,
+)
 from corridor.errors import RuleError, SchemaError
 from corridor.rules import Rule, compile_rule
 from corridor.schema import AvroSchema, load_schema
@@ -23,8 +30,9 @@ DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 CLASSES = [c.value for c in FieldClass]
 
 
-def build_datasets(section: MapView | None, base: Path,
-                   problems: Problems) -> tuple[dict[str, Dataset], set[str]]:
+def build_datasets(
+    section: MapView | None, base: Path, problems: Problems
+) -> tuple[dict[str, Dataset], set[str]]:
     """Valid datasets by name, and every declared name (valid or not)."""
     datasets: dict[str, Dataset] = {}
     if section is None:
@@ -32,10 +40,18 @@ def build_datasets(section: MapView | None, base: Path,
     for name in section.data:
         key = str(name)
         if not DATASET_NAME.match(key):
-            problems.add(section.key_line(name), section.child(key),
-                         f"bad dataset name '{key}' (expected lowercase words joined by dots)")
-        view = as_map(section.data[name], section.child(key), section.key_line(name),
-                      "dataset settings {schema, fields, ...}", problems)
+            problems.add(
+                section.key_line(name),
+                section.child(key),
+                f"bad dataset name '{key}' (expected lowercase words joined by dots)",
+            )
+        view = as_map(
+            section.data[name],
+            section.child(key),
+            section.key_line(name),
+            "dataset settings {schema, fields, ...}",
+            problems,
+        )
         dataset = _build_dataset(key, view, base, problems) if view is not None else None
         if dataset is not None:
             datasets[key] = dataset
@@ -85,8 +101,9 @@ def field_paths(raw: Any) -> dict[str, Any]:
     return out
 
 
-def _walk(record: dict, prefix: str, namespace: str, names: dict[str, Any],
-          out: dict[str, Any]) -> None:
+def _walk(
+    record: dict[str, Any], prefix: str, namespace: str, names: dict[str, Any], out: dict[str, Any]
+) -> None:
     namespace = record.get("namespace", namespace)
     for f in record.get("fields", []):
         path = f"{prefix}{f['name']}"
@@ -109,8 +126,9 @@ def _resolve(t: Any, namespace: str, names: dict[str, Any]) -> Any:
     return t
 
 
-def check_path(path: str, paths: dict[str, Any], line: int | None, where: str, what: str,
-               problems: Problems) -> bool:
+def check_path(
+    path: str, paths: dict[str, Any], line: int | None, where: str, what: str, problems: Problems
+) -> bool:
     """Report a dotted *path* absent from *paths*; True when present."""
     if path in paths:
         return True
@@ -118,13 +136,19 @@ def check_path(path: str, paths: dict[str, Any], line: int | None, where: str, w
     return False
 
 
-def _build_fields(view: MapView, paths: dict[str, Any], problems: Problems) -> dict[str, FieldClass]:
+def _build_fields(
+    view: MapView, paths: dict[str, Any], problems: Problems
+) -> dict[str, FieldClass]:
     fields: dict[str, FieldClass] = {}
     if "fields" not in view.data:
         return fields
-    section = as_map(view.data["fields"], view.child("fields"), view.key_line("fields"),
-                     "a mapping of field path to class (public, internal, personal, sensitive)",
-                     problems)
+    section = as_map(
+        view.data["fields"],
+        view.child("fields"),
+        view.key_line("fields"),
+        "a mapping of field path to class (public, internal, personal, sensitive)",
+        problems,
+    )
     if section is None:
         return fields
     for path in section.data:
@@ -132,34 +156,51 @@ def _build_fields(view: MapView, paths: dict[str, Any], problems: Problems) -> d
         check_path(key, paths, section.key_line(path), section.child(key), "the schema", problems)
         if value not in CLASSES:
             hint = did_you_mean(str(value), CLASSES) if isinstance(value, str) else ""
-            problems.add(section.value_line(path), section.child(key),
-                         f"unknown field class {describe(value)}{hint} (expected one of: "
-                         f"{', '.join(CLASSES)})")
+            problems.add(
+                section.value_line(path),
+                section.child(key),
+                f"unknown field class {describe(value)}{hint} (expected one of: "
+                f"{', '.join(CLASSES)})",
+            )
             continue
         fields[key] = FieldClass(value)
     return fields
 
 
-def compile_at(value: Any, schema: AvroSchema, line: int | None, where: str, problems: Problems,
-               context: str = "") -> Rule | None:
+def compile_at(
+    value: Any,
+    schema: AvroSchema,
+    line: int | None,
+    where: str,
+    problems: Problems,
+    context: str = "",
+) -> Rule | None:
     """Compile rule *value* against *schema*; a RuleError becomes a located ConfigError."""
     if not isinstance(value, str) or not value.strip():
-        problems.add(line, where, f"expected a rule such as \"consent == false\", got {describe(value)}")
+        problems.add(
+            line, where, f'expected a rule such as "consent == false", got {describe(value)}'
+        )
         return None
     try:
         return compile_rule(str(value).strip(), schema.arrow)
     except RuleError as exc:
         at = f" at column {exc.column}" if exc.column is not None else ""
-        problems.add(line, where, f"bad rule \"{str(value).strip()}\"{context}: {exc.message}{at}")
+        problems.add(line, where, f'bad rule "{str(value).strip()}"{context}: {exc.message}{at}')
         return None
 
 
-def _build_record_class(view: MapView, schema: AvroSchema, paths: dict[str, Any],
-                        problems: Problems) -> RecordClass | None:
+def _build_record_class(
+    view: MapView, schema: AvroSchema, paths: dict[str, Any], problems: Problems
+) -> RecordClass | None:
     if "record_class" not in view.data:
         return None
-    rc = as_map(view.data["record_class"], view.child("record_class"), view.key_line("record_class"),
-                "{field: ..., important_when: \"rule\"}", problems)
+    rc = as_map(
+        view.data["record_class"],
+        view.child("record_class"),
+        view.key_line("record_class"),
+        '{field: ..., important_when: "rule"}',
+        problems,
+    )
     if rc is None:
         return None
     rc.check_keys(RECORD_CLASS_KEYS, problems)
@@ -169,8 +210,13 @@ def _build_record_class(view: MapView, schema: AvroSchema, paths: dict[str, Any]
     if "important_when" not in rc.data:
         problems.add(rc.line, rc.child("important_when"), "missing key 'important_when' (a rule)")
         return None
-    rule = compile_at(rc.data["important_when"], schema, rc.value_line("important_when"),
-                      rc.child("important_when"), problems)
+    rule = compile_at(
+        rc.data["important_when"],
+        schema,
+        rc.value_line("important_when"),
+        rc.child("important_when"),
+        problems,
+    )
     return RecordClass(field, rule) if field is not None and rule is not None else None
 
 
@@ -182,9 +228,16 @@ def _build_validate(view: MapView, schema: AvroSchema, problems: Problems) -> tu
         rule = compile_at(value, schema, view.value_line("validate"), where, problems)
         return (rule,) if rule is not None else ()
     if not isinstance(value, CommentedSeq):
-        problems.add(view.value_line("validate"), where,
-                     f"expected a rule or a list of rules, got {describe(value)}")
+        problems.add(
+            view.value_line("validate"),
+            where,
+            f"expected a rule or a list of rules, got {describe(value)}",
+        )
         return ()
-    rules = [compile_at(item, schema, item_line(value, i, view.key_line("validate")),
-                        f"{where}[{i}]", problems) for i, item in enumerate(value)]
+    rules = [
+        compile_at(
+            item, schema, item_line(value, i, view.key_line("validate")), f"{where}[{i}]", problems
+        )
+        for i, item in enumerate(value)
+    ]
     return tuple(r for r in rules if r is not None)

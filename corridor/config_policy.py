@@ -20,7 +20,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from corridor.config import Dataset, FieldClass, RecordKind, Transform, WireFormat, Zone
 from corridor.config_datasets import check_path, compile_at, field_paths
-from corridor.config_yaml import (MapView, Problems, as_map, describe, did_you_mean, item_line)
+from corridor.config_yaml import MapView, Problems, as_map, describe, did_you_mean, item_line
 from corridor.rules import Rule
 
 OVERRIDE_KEYS = ("withhold", "transform")
@@ -79,26 +79,34 @@ def build_policy(scope: CorridorScope, destination: str | None) -> Policy | None
         transform[entry.name] = MappingProxyType({f: t for f, (t, _, _) in merged.items()})
     if len(problems.errors) > before or len(valid) < len(entries):
         return None
-    return Policy(tuple(e.name for e in entries), MappingProxyType(withhold),
-                  MappingProxyType(transform))
+    return Policy(
+        tuple(e.name for e in entries), MappingProxyType(withhold), MappingProxyType(transform)
+    )
 
 
 def _entries(scope: CorridorScope) -> list[_Entry] | None:
     """The carried datasets, from the list form or the per-dataset mapping form."""
     view, problems = scope.view, scope.problems
     if "datasets" not in view.data:
-        problems.add(view.line, view.child("datasets"), "missing key 'datasets' (the datasets it carries)")
+        problems.add(
+            view.line, view.child("datasets"), "missing key 'datasets' (the datasets it carries)"
+        )
         return None
     value, where = view.data["datasets"], view.child("datasets")
     if isinstance(value, CommentedSeq):
-        raw = [(item, item_line(value, i, view.value_line("datasets")), None)
-               for i, item in enumerate(value)]
+        raw = [
+            (item, item_line(value, i, view.value_line("datasets")), None)
+            for i, item in enumerate(value)
+        ]
     elif isinstance(value, CommentedMap):
         raw = [(key, MapView(value, where, None).key_line(key), value[key]) for key in value]
     else:
-        problems.add(view.value_line("datasets"), where,
-                     f"expected a list of dataset names or a mapping of dataset to overrides, "
-                     f"got {describe(value)}")
+        problems.add(
+            view.value_line("datasets"),
+            where,
+            f"expected a list of dataset names or a mapping of dataset to overrides, "
+            f"got {describe(value)}",
+        )
         return None
     if not raw:
         problems.add(view.value_line("datasets"), where, "a corridor carries at least one dataset")
@@ -112,7 +120,9 @@ def _entry(scope: CorridorScope, name: Any, line: int | None, override: Any) -> 
     if not isinstance(name, str) or name not in scope.dataset_names:
         hint = did_you_mean(name, scope.dataset_names) if isinstance(name, str) else ""
         declared = ", ".join(sorted(scope.dataset_names)) or "none"
-        problems.add(line, where, f"unknown dataset {describe(name)}{hint} (declared datasets: {declared})")
+        problems.add(
+            line, where, f"unknown dataset {describe(name)}{hint} (declared datasets: {declared})"
+        )
         return None
     if override is None:
         return _Entry(name, line, None)
@@ -127,25 +137,38 @@ def _transform_map(view: MapView, problems: Problems) -> dict[str, Located]:
     """The ``transform`` mapping of *view* (field -> located Transform); bad entries reported."""
     if "transform" not in view.data:
         return {}
-    section = as_map(view.data["transform"], view.child("transform"), view.key_line("transform"),
-                     "a mapping of field to transform (drop, mask, pseudonymize, encrypt, ...)",
-                     problems)
+    section = as_map(
+        view.data["transform"],
+        view.child("transform"),
+        view.key_line("transform"),
+        "a mapping of field to transform (drop, mask, pseudonymize, encrypt, ...)",
+        problems,
+    )
     if section is None:
         return {}
     out: dict[str, Located] = {}
     for field in section.data:
-        value, line, where = section.data[field], section.value_line(field), section.child(str(field))
+        value, line, where = (
+            section.data[field],
+            section.value_line(field),
+            section.child(str(field)),
+        )
         if value not in TRANSFORMS:
             hint = did_you_mean(value, TRANSFORMS) if isinstance(value, str) else ""
-            problems.add(line, where, f"unknown transform {describe(value)}{hint} "
-                         f"(expected one of: {', '.join(TRANSFORMS)})")
+            problems.add(
+                line,
+                where,
+                f"unknown transform {describe(value)}{hint} "
+                f"(expected one of: {', '.join(TRANSFORMS)})",
+            )
             continue
         out[str(field)] = (Transform(value), line, where)
     return out
 
 
-def _check_common_fields(common: dict[str, Located], datasets: list[Dataset],
-                         problems: Problems) -> None:
+def _check_common_fields(
+    common: dict[str, Located], datasets: list[Dataset], problems: Problems
+) -> None:
     every = {p: t for d in datasets for p, t in field_paths(d.schema.raw).items()}
     names = ", ".join(d.name for d in datasets)
     for field, (_, line, where) in common.items():
@@ -159,22 +182,33 @@ def _withhold(scope: CorridorScope, entry: _Entry, dataset: Dataset, multi: bool
         view, context = scope.view, f" for dataset {dataset.name}" if multi else ""
     else:
         return None
-    return compile_at(view.data["withhold"], dataset.schema, view.value_line("withhold"),
-                      view.child("withhold"), scope.problems, context)
+    return compile_at(
+        view.data["withhold"],
+        dataset.schema,
+        view.value_line("withhold"),
+        view.child("withhold"),
+        scope.problems,
+        context,
+    )
 
 
-def _merge_transforms(entry: _Entry, dataset: Dataset, common: dict[str, Located],
-                      problems: Problems) -> dict[str, Located]:
+def _merge_transforms(
+    entry: _Entry, dataset: Dataset, common: dict[str, Located], problems: Problems
+) -> dict[str, Located]:
     paths = field_paths(dataset.schema.raw)
     merged = {f: located for f, located in common.items() if f in paths}
     if entry.override is not None:
         for field, located in _transform_map(entry.override, problems).items():
-            if check_path(field, paths, located[1], located[2], f"dataset {dataset.name}", problems):
+            if check_path(
+                field, paths, located[1], located[2], f"dataset {dataset.name}", problems
+            ):
                 merged[field] = located
     for field, (transform, line, where) in merged.items():
         problem = _type_problem(transform, paths[field])
         if problem:
-            problems.add(line, where, f"cannot {transform.value} {field} of {dataset.name}: {problem}")
+            problems.add(
+                line, where, f"cannot {transform.value} {field} of {dataset.name}: {problem}"
+            )
         for other in merged:
             if field.startswith(other + "."):
                 problems.add(line, where, f"transform on {field} overlaps the transform on {other}")
@@ -192,11 +226,18 @@ def _type_problem(transform: Transform, avro_type: Any) -> str | None:
     return None
 
 
-def _check_leaks(scope: CorridorScope, entry: _Entry, dataset: Dataset,
-                 merged: Mapping[str, Located], destination: str | None) -> None:
+def _check_leaks(
+    scope: CorridorScope,
+    entry: _Entry,
+    dataset: Dataset,
+    merged: Mapping[str, Located],
+    destination: str | None,
+) -> None:
     """A sensitive field must be transformed (itself or an enclosing record) on every corridor."""
+    # A field named with a bad transform is already reported; do not call it a leak too.
+    named = set(merged) | _raw_transform_keys(scope.view) | _raw_transform_keys(entry.override)
     for path in dataset.paths_of_class(FieldClass.SENSITIVE):
-        if any(path == t or path.startswith(t + ".") for t in merged):
+        if any(path == t or path.startswith(t + ".") for t in named):
             continue
         if entry.override is not None and "transform" in entry.override.data:
             line, where = entry.override.key_line("transform"), entry.override.child("transform")
@@ -204,36 +245,60 @@ def _check_leaks(scope: CorridorScope, entry: _Entry, dataset: Dataset,
             line, where = scope.view.key_line("transform"), scope.view.child("transform")
         else:
             line, where = scope.view.line, scope.view.child("transform")
-        scope.problems.add(line, f"{where}.{path}",
-                           f"would leak sensitive field {path} of {dataset.name} to "
-                           f"{destination or 'the destination'}; add a transform "
-                           f"({', '.join(TRANSFORMS)})")
+        scope.problems.add(
+            line,
+            f"{where}.{path}",
+            f"would leak sensitive field {path} of {dataset.name} to "
+            f"{destination or 'the destination'}; add a transform "
+            f"({', '.join(TRANSFORMS)})",
+        )
 
 
-def policy_hash(name: str, origin: Zone, destination: Zone, legal_basis: str, fmt: WireFormat,
-                admit: frozenset[RecordKind], pseudonym_key: str, policy: Policy,
-                datasets: Mapping[str, Dataset]) -> str:
+def _raw_transform_keys(view: MapView | None) -> set[str]:
+    section = view.data.get("transform") if view is not None else None
+    return set(map(str, section)) if isinstance(section, CommentedMap) else set()
+
+
+def policy_hash(
+    name: str,
+    origin: Zone,
+    destination: Zone,
+    legal_basis: str,
+    fmt: WireFormat,
+    admit: frozenset[RecordKind],
+    pseudonym_key: str,
+    policy: Policy,
+    datasets: Mapping[str, Dataset],
+) -> str:
     """12 hex chars of SHA-256 over the normalised policy and the schemas' fingerprints.
 
     Independent of key order, dataset order, YAML layout and comments, bootstrap
     addresses and batch settings: only what changes what crosses.
     """
     doc = {
-        "corridor": name, "from": [origin.name, origin.jurisdiction],
-        "to": [destination.name, destination.jurisdiction], "legal_basis": legal_basis,
-        "format": fmt.value, "admit": sorted(k.value for k in admit), "pseudonym_key": pseudonym_key,
-        "datasets": [_dataset_doc(datasets[d], policy.withhold[d], policy.transform[d])
-                     for d in sorted(policy.datasets)],
+        "corridor": name,
+        "from": [origin.name, origin.jurisdiction],
+        "to": [destination.name, destination.jurisdiction],
+        "legal_basis": legal_basis,
+        "format": fmt.value,
+        "admit": sorted(k.value for k in admit),
+        "pseudonym_key": pseudonym_key,
+        "datasets": [
+            _dataset_doc(datasets[d], policy.withhold[d], policy.transform[d])
+            for d in sorted(policy.datasets)
+        ],
     }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
-def _dataset_doc(dataset: Dataset, withhold: Rule | None,
-                 transform: Mapping[str, Transform]) -> dict[str, Any]:
+def _dataset_doc(
+    dataset: Dataset, withhold: Rule | None, transform: Mapping[str, Transform]
+) -> dict[str, Any]:
     rc = dataset.record_class
     return {
-        "name": dataset.name, "schema": dataset.schema.fingerprint.hex(),
+        "name": dataset.name,
+        "schema": dataset.schema.fingerprint.hex(),
         "fields": {p: c.value for p, c in dataset.fields.items()},
         "record_class": [rc.field, rc.important_when.text] if rc else None,
         "validate": [r.text for r in dataset.validate],

@@ -48,10 +48,14 @@ class _RecordingConstructor(RoundTripConstructor):
     duplicate and every other error of the file.
     """
 
-    def check_mapping_key(self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any) -> bool:
+    def check_mapping_key(
+        self, node: Any, key_node: Any, mapping: Any, key: Any, value: Any
+    ) -> bool:
         if key in mapping:
             found = self.__dict__.setdefault("duplicates", [])
-            found.append((node.start_mark.line, node.start_mark.column, key_node.start_mark.line, key))
+            found.append(
+                (node.start_mark.line, node.start_mark.column, key_node.start_mark.line, key)
+            )
             return False
         return True
 
@@ -83,14 +87,18 @@ def parse_yaml(path: Path, problems: Problems) -> Any:
     return doc
 
 
-def _report_duplicates(doc: Any, found: list[tuple[int, int, int, Any]], problems: Problems) -> None:
+def _report_duplicates(
+    doc: Any, found: list[tuple[int, int, int, Any]], problems: Problems
+) -> None:
     if not found:
         return
     paths = _mapping_paths(doc, "")
     for map_line, map_col, key_line, key in found:
         parent = paths.get((map_line, map_col), "")
         where = f"{parent}.{key}" if parent else str(key)
-        problems.add(key_line + 1, where, f"duplicate key '{key}' (the first one is kept; remove one)")
+        problems.add(
+            key_line + 1, where, f"duplicate key '{key}' (the first one is kept; remove one)"
+        )
 
 
 def _mapping_paths(node: Any, path: str) -> dict[tuple[int, int], str]:
@@ -160,11 +168,15 @@ class MapView:
         allowed = list(allowed)
         for key in self.data:
             if str(key) not in allowed:
-                hint = did_you_mean(str(key), allowed) or f" (expected one of: {', '.join(allowed)})"
+                hint = (
+                    did_you_mean(str(key), allowed) or f" (expected one of: {', '.join(allowed)})"
+                )
                 problems.add(self.key_line(key), self.child(str(key)), f"unknown key '{key}'{hint}")
 
 
-def as_map(value: Any, path: str, line: int | None, what: str, problems: Problems) -> MapView | None:
+def as_map(
+    value: Any, path: str, line: int | None, what: str, problems: Problems
+) -> MapView | None:
     """*value* as a MapView, or None after reporting that a mapping was expected."""
     if isinstance(value, CommentedMap):
         return MapView(value, path, line)
@@ -199,8 +211,11 @@ def int_value(view: MapView, key: str, default: int, minimum: int, problems: Pro
     value = view.data[key]
     if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
         return int(value)
-    problems.add(view.value_line(key), view.child(key),
-                 f"expected an integer >= {minimum}, got {describe(value)}")
+    problems.add(
+        view.value_line(key),
+        view.child(key),
+        f"expected an integer >= {minimum}, got {describe(value)}",
+    )
     return default
 
 
@@ -209,7 +224,9 @@ def load_document(path: Path) -> tuple[MapView | None, Problems]:
     problems = Problems(str(path))
     doc = parse_yaml(path, problems)
     if doc is None and not problems.errors:
-        problems.add(None, "file", "the corridor file is empty (expected zones, datasets, corridors)")
+        problems.add(
+            None, "file", "the corridor file is empty (expected zones, datasets, corridors)"
+        )
     if doc is None:
         return None, problems
     return as_map(doc, "", 1, "a mapping with zones, datasets and corridors", problems), problems
