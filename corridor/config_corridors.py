@@ -1,4 +1,4 @@
-"""The `corridors:` section: endpoints, legal basis, format, admit, batch; see also config_policy."""
+"""The `corridors:` section: zones, legal basis, format, admit, batch (policy: config_policy)."""
 
 from __future__ import annotations
 
