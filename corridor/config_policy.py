@@ -112,7 +112,16 @@ def _entries(scope: CorridorScope) -> list[_Entry] | None:
         problems.add(view.value_line("datasets"), where, "a corridor carries at least one dataset")
         return None
     entries = [_entry(scope, name, line, override) for name, line, override in raw]
-    return None if None in entries else [e for e in entries if e is not None]
+    if None in entries:
+        return None
+    valid = [e for e in entries if e is not None]
+    seen: set[str] = set()
+    for entry in valid:
+        if entry.name in seen:
+            problems.add(entry.line, where, f"dataset {entry.name} is listed twice")
+            return None
+        seen.add(entry.name)
+    return valid
 
 
 def _entry(scope: CorridorScope, name: Any, line: int | None, override: Any) -> _Entry | None:

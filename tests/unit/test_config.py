@@ -161,6 +161,14 @@ def test_unknown_dataset(tmp_path: Path) -> None:
     assert "unknown dataset 'trade.shipments' (did you mean 'trade.shipment'?)" in error.message
 
 
+def test_dataset_listed_twice(tmp_path: Path) -> None:
+    error = only_error(
+        tmp_path, edit("[trade.shipment]", "[trade.shipment,\n      trade.shipment]")
+    )
+    assert (error.line, error.field) == (17, "corridors.hk-eu.datasets")
+    assert error.message == "dataset trade.shipment is listed twice"
+
+
 def test_missing_schema_file(tmp_path: Path) -> None:
     error = only_error(tmp_path, edit(str(SHIP), "schemas/nope.avsc"))
     assert (error.line, error.field) == (6, "datasets.trade.shipment.schema")
