@@ -43,7 +43,9 @@ for _module, _attr in COMMANDS:
 def main() -> None:
     """Console entry point: operator errors print one line and exit 2, not a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        # With standalone_mode=False click returns the code of ctx.exit(n).
+        code = cli.main(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

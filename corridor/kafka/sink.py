@@ -1,0 +1,214 @@
+"""Writing to the clusters: a transactional sink on the destination, side output on the origin.
+
+librdkafka does not implement KIP-890, so the commit follows KAFKA-NOTES.md:
+a retriable error or a timeout on ``commit_transaction`` is retried (the
+commit may already have landed: aborting then could not be trusted); only an
+error that says ``txn_requires_abort`` aborts; a fatal error (fenced, or the
+producer's state is lost) is raised so the caller builds a new producer,
+re-reads its offsets and replays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from corridor.errors import CorridorError
+from corridor.kafka.clients import Endpoint, client_config
+from corridor.zones.credentials import Principal
+
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    topic: str
+    value: bytes | None
+    key: bytes | None = None
+    headers: Headers | None = None
+    partition: int | None = None
+
+
+class BatchAborted(CorridorError):
+    """The transaction was aborted; nothing of the batch is visible. Replay it."""
+
+
+class SinkFenced(CorridorError):
+    """The producer is fenced or broken for good; build a new one and replay."""
+
+
+Notify = Callable[[str, dict[str, Any]], None]
+
+
+class Backoff:
+    """Exponential backoff with a ceiling; ``wait`` sleeps (this is the I/O edge)."""
+
+    def __init__(self, first_s: float = 0.2, ceiling_s: float = 5.0) -> None:
+        self.first_s, self.ceiling_s, self.next_s = first_s, ceiling_s, first_s
+
+    def wait(self) -> None:
+        time.sleep(self.next_s)
+        self.next_s = min(self.ceiling_s, self.next_s * 2)
+
+    def reset(self) -> None:
+        self.next_s = self.first_s
+
+
+def _produce_all(producer: Producer, messages: Iterable[OutMessage], on_delivery: Any = None) -> None:
+    for m in messages:
+        kwargs: dict[str, Any] = {"key": m.key, "headers": m.headers}
+        if m.partition is not None:
+            kwargs["partition"] = m.partition
+        if on_delivery is not None:
+            kwargs["on_delivery"] = on_delivery
+        while True:
+            try:
+                producer.produce(m.topic, m.value, **kwargs)
+                break
+            except BufferError:
+                producer.poll(0.1)  # queue full: let deliveries drain, then retry
+    producer.poll(0)
+
+
+class TransactionalSink:
+    """One transactional producer on the destination cluster.
+
+    ``transactional_id`` is derived from the source partition, so whoever
+    owns that partition next fences this producer on ``init_transactions``.
+    """
+
+    def __init__(self, endpoint: Endpoint, principal: Principal, transactional_id: str,
+                 notify: Notify, settings: dict[str, Any] | None = None) -> None:
+        self.transactional_id = transactional_id
+        self.notify = notify
+        conf = client_config(endpoint, principal, {
+            "transactional.id": transactional_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            # Long enough to ride out a destination outage of a minute or two
+            # inside one transaction; below the broker's transaction.max.timeout.ms.
+            "transaction.timeout.ms": 180000,
+            "message.timeout.ms": 170000,
+            "linger.ms": 20,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+            "message.max.bytes": 8 * 1024 * 1024,
+            "log_level": 3,
+            **(settings or {}),
+        })
+        self.producer = Producer(conf)
+        self._init()
+
+    def _init(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                self.producer.init_transactions(30)
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.fatal():
+                    raise SinkFenced(f"init_transactions: {err.str()}") from None
+                self.notify("destination_unavailable", {"step": "init", "error": err.str()})
+                backoff.wait()
+
+    def write(self, messages: Sequence[OutMessage]) -> None:
+        """Write ``messages`` in one transaction and commit it.
+
+        Raises BatchAborted (replay the batch) or SinkFenced (new sink, replay).
+        """
+        try:
+            self.producer.begin_transaction()
+            _produce_all(self.producer, messages)
+        except KafkaException as exc:
+            self._on_error(exc.args[0], "produce")
+        self._commit()
+
+    def _commit(self) -> None:
+        backoff = Backoff()
+        waited = False
+        while True:
+            try:
+                self.producer.commit_transaction(30)
+                if waited:
+                    self.notify("destination_available", {"step": "commit"})
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.fatal() or err.txn_requires_abort():
+                    self._on_error(err, "commit")
+                if not waited:
+                    self.notify("destination_unavailable", {"step": "commit", "error": err.str()})
+                    waited = True
+                backoff.wait()  # retriable or timed out: the commit may have landed; retry it
+
+    def _on_error(self, err: KafkaError, step: str) -> None:
+        if err.fatal():
+            raise SinkFenced(f"{step}: {err.str()}")
+        if err.txn_requires_abort():
+            self._abort()
+            raise BatchAborted(f"{step}: {err.str()}")
+        raise BatchAborted(f"{step}: {err.str()}") if self._abort() else SinkFenced(err.str())
+
+    def _abort(self) -> bool:
+        backoff = Backoff()
+        for _ in range(20):
+            try:
+                self.producer.abort_transaction(30)
+                return True
+            except KafkaException as exc:
+                if exc.args[0].fatal():
+                    raise SinkFenced(f"abort: {exc.args[0].str()}") from None
+                backoff.wait()
+        return False
+
+    def close(self) -> None:
+        self.producer.flush(5)
+
+
+class SideOutput:
+    """Withheld, quarantine and audit records on the origin: idempotent, never dropped.
+
+    ``write`` returns only when every record is acknowledged; it retries with
+    backoff while the origin is away (``message.timeout.ms=0``: librdkafka
+    retries forever rather than dropping).
+    """
+
+    def __init__(self, endpoint: Endpoint, principal: Principal, notify: Notify) -> None:
+        self.notify = notify
+        self.producer = Producer(client_config(endpoint, principal, {
+            "enable.idempotence": True,
+            "acks": "all",
+            "message.timeout.ms": 0,
+            "linger.ms": 10,
+            "compression.type": "lz4",
+            "message.max.bytes": 8 * 1024 * 1024,
+            "log_level": 3,
+        }))
+
+    def write(self, messages: Sequence[OutMessage]) -> None:
+        if not messages:
+            return
+        failed: list[KafkaError] = []
+
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            if err is not None:
+                failed.append(err)
+
+        _produce_all(self.producer, messages, on_delivery)
+        waited = False
+        while self.producer.flush(5) > 0:
+            if not waited:
+                self.notify("origin_unavailable", {"step": "side-output"})
+                waited = True
+        if waited:
+            self.notify("origin_available", {"step": "side-output"})
+        if failed:
+            raise SinkFenced(f"origin rejected side output: {failed[0].str()}")
+
+    def close(self) -> None:
+        self.producer.flush(30)
