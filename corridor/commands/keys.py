@@ -17,7 +17,10 @@ def keys() -> None:
 @keys.command("init")
 @click.option("--zone", required=True, help="Zone whose KEK to create (e.g. eu).")
 @click.option(
-    "--dir", "folder", type=click.Path(path_type=Path), default=None,
+    "--dir",
+    "folder",
+    type=click.Path(path_type=Path),
+    default=None,
     help="Keyring folder (default: $CORRIDOR_KEYS_DIR or .keys/ at the repo root).",
 )
 def init(zone: str, folder: Path | None) -> None:

@@ -100,9 +100,14 @@ class WrappedKey:
 
     def to_json(self) -> bytes:
         obj = {
-            "v": WRAPPED_VERSION, "key_id": self.key_id, "corridor": self.corridor,
-            "epoch": self.epoch, "created_at": self.created_at, "zone": self.zone,
-            "kek_id": self.kek_id, "alg": self.alg,
+            "v": WRAPPED_VERSION,
+            "key_id": self.key_id,
+            "corridor": self.corridor,
+            "epoch": self.epoch,
+            "created_at": self.created_at,
+            "zone": self.zone,
+            "kek_id": self.kek_id,
+            "alg": self.alg,
             "wrapped": base64.b64encode(self.wrapped).decode(),
         }
         return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
@@ -115,15 +120,22 @@ class WrappedKey:
             if obj.get("v") != WRAPPED_VERSION:
                 raise CryptoError(f"unsupported wrapped key version {obj.get('v')!r}")
             return cls(
-                str(obj["key_id"]), str(obj["corridor"]), int(obj["epoch"]),
-                float(obj["created_at"]), str(obj["zone"]), str(obj["kek_id"]),
-                base64.b64decode(obj["wrapped"], validate=True), str(obj["alg"]),
+                str(obj["key_id"]),
+                str(obj["corridor"]),
+                int(obj["epoch"]),
+                float(obj["created_at"]),
+                str(obj["zone"]),
+                str(obj["kek_id"]),
+                base64.b64decode(obj["wrapped"], validate=True),
+                str(obj["alg"]),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise CryptoError(f"malformed wrapped key: {type(exc).__name__}") from None
 
 
-def _wrap_aad(zone: str, kek_id: str, key_id: str, corridor: str, epoch: int, created: float) -> bytes:
+def _wrap_aad(
+    zone: str, kek_id: str, key_id: str, corridor: str, epoch: int, created: float
+) -> bytes:
     return json.dumps(
         ["corridor-wrap-v1", zone, kek_id, key_id, corridor, epoch, repr(float(created))],
         separators=(",", ":"),
@@ -155,7 +167,11 @@ def unwrap_data_key(wrapped: WrappedKey, kek: Kek) -> DataKey:
     if wrapped.alg != WRAP_ALG or len(wrapped.wrapped) != 12 + KEY_BYTES + 16:
         raise TamperedCiphertext(f"wrapped data key {wrapped.key_id} is malformed")
     aad = _wrap_aad(
-        wrapped.zone, wrapped.kek_id, wrapped.key_id, wrapped.corridor, wrapped.epoch,
+        wrapped.zone,
+        wrapped.kek_id,
+        wrapped.key_id,
+        wrapped.corridor,
+        wrapped.epoch,
         wrapped.created_at,
     )
     try:

@@ -12,13 +12,16 @@ Nothing is returned unless every value authenticated.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise, repeat
 
 import pyarrow as pa
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESGCMSIV
 
 from corridor.crypto.column import column_from_bytes
 from corridor.crypto.datakey import DataKey
 from corridor.crypto.envelope import (
+    AEAD_TAG_BYTES,
     FORMAT_BATCH,
     FORMAT_SIV,
     NONCE_BYTES,
@@ -26,10 +29,11 @@ from corridor.crypto.envelope import (
     context,
     split,
 )
-from corridor.crypto.values import decode_values, encode_values
+from corridor.crypto.values import Spans, decode_values, value_spans
 from corridor.errors import ContextMismatch, CryptoError, KeyNotFound, TamperedCiphertext
 
 KeyLookup = Mapping[str, DataKey]
+AEAD = AESGCM | AESGCMSIV | None
 
 
 class _Opener:
@@ -41,6 +45,7 @@ class _Opener:
         self._keys = keys
         self._where = (corridor, dataset, field, lineage)
         self._cache: dict[tuple[int, bytes], tuple[KeySchedule, bytes, bytes]] = {}
+        self.last: tuple[bytes, AEAD, bytes, str] = (b"", None, b"", "")
 
     def _entry(self, fmt: int, kid: bytes) -> tuple[KeySchedule, bytes, bytes]:
         entry = self._cache.get((fmt, kid))
@@ -58,6 +63,7 @@ class _Opener:
         return entry
 
     def open(self, value: bytes | memoryview, row: int | None = None) -> bytes:
+        """Plaintext of one ciphertext; remembers its header for ``open_all``'s fast path."""
         fmt, kid, tag, rest = split(value)
         schedule, expected, ctx = self._entry(fmt, kid)
         if tag != expected:
@@ -68,13 +74,45 @@ class _Opener:
                 f"field {field}{batch} (key {schedule.key_id})"
             )
         aead = schedule.siv if fmt == FORMAT_SIV else schedule.gcm
+        self.last = (bytes(value[: len(value) - len(rest)]), aead, ctx, schedule.key_id)
         try:
             return aead.decrypt(rest[:NONCE_BYTES], rest[NONCE_BYTES:], ctx)
         except InvalidTag:
-            raise TamperedCiphertext(
-                f"value{_at(row)} of field {self._where[2]} failed authentication "
-                f"(key {schedule.key_id}): it was altered"
-            ) from None
+            raise self._tampered(row, schedule.key_id) from None
+
+    def _tampered(self, row: int | None, key_id: str) -> TamperedCiphertext:
+        return TamperedCiphertext(
+            f"value{_at(row)} of field {self._where[2]} failed authentication "
+            f"(key {key_id}): it was altered"
+        )
+
+    def open_all(self, spans: Spans) -> list[bytes | None]:
+        """Open every value. Values whose header equals the previous value's header
+        (same format, key and context tag: the common case) skip parsing and lookup."""
+        data, offsets, valid = spans
+        flags = valid if valid is not None else repeat(True)
+        out: list[bytes | None] = []
+        append = out.append
+        aead: AEAD = None
+        head, ctx, key_id = b"", b"", ""
+        skip = 0
+        for row, ((start, end), ok) in enumerate(zip(pairwise(offsets), flags)):
+            if not ok:
+                append(None)
+                continue
+            body = start + skip
+            fast = end - body >= NONCE_BYTES + AEAD_TAG_BYTES
+            if aead is not None and fast and data.startswith(head, start):
+                nonce = data[body : body + NONCE_BYTES]
+                try:
+                    append(aead.decrypt(nonce, data[body + NONCE_BYTES : end], ctx))
+                except InvalidTag:
+                    raise self._tampered(row, key_id) from None
+                continue
+            append(self.open(data[start:end], row))
+            head, aead, ctx, key_id = self.last
+            skip = len(head)
+        return out
 
 
 def _at(row: int | None) -> str:
@@ -100,10 +138,7 @@ def decrypt_column(
     if not (pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)):
         raise CryptoError(f"encrypted column must be binary, got {values.type}")
     opener = _Opener(keys, corridor, dataset, field)
-    plain = [
-        None if v is None else opener.open(v, row) for row, v in enumerate(encode_values(values))
-    ]
-    return decode_values(plain, arrow_type)
+    return decode_values(opener.open_all(value_spans(values)), arrow_type)
 
 
 def decrypt_batch_column(

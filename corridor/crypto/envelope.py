@@ -52,7 +52,9 @@ NONCE_BYTES = 12
 AEAD_TAG_BYTES = 16
 
 
-def context(fmt: int, corridor: str, dataset: str, field: str, key_id: str, lineage: str = "") -> bytes:
+def context(
+    fmt: int, corridor: str, dataset: str, field: str, key_id: str, lineage: str = ""
+) -> bytes:
     """Unambiguous encoding of what a ciphertext is bound to (the AEAD's associated data)."""
     parts = [b"corridor-ctx-v1", bytes([fmt])]
     for text in (corridor, dataset, field, key_id, lineage):
@@ -65,7 +67,7 @@ def context(fmt: int, corridor: str, dataset: str, field: str, key_id: str, line
 class KeySchedule:
     """Ciphers and derived values of one data key. Repr shows only the key id."""
 
-    __slots__ = ("key_id", "gcm", "siv", "siv_nonce", "_tag_key")
+    __slots__ = ("_tag_key", "gcm", "key_id", "siv", "siv_nonce")
 
     def __init__(self, key: DataKey) -> None:
         okm = HKDF(SHA256(), 32 * 3 + NONCE_BYTES, None, b"corridor data key v1").derive(
@@ -99,4 +101,4 @@ def split(value: bytes | memoryview) -> tuple[int, bytes, bytes, memoryview]:
     body = 2 + klen + TAG_BYTES
     if fmt not in FORMATS or len(mv) < body + NONCE_BYTES + AEAD_TAG_BYTES:
         raise TamperedCiphertext(f"ciphertext header is malformed (format byte {fmt:#04x})")
-    return fmt, bytes(mv[2:2 + klen]), bytes(mv[2 + klen:body]), mv[body:]
+    return fmt, bytes(mv[2 : 2 + klen]), bytes(mv[2 + klen : body]), mv[body:]

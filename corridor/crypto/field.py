@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from itertools import pairwise, repeat
 
 import pyarrow as pa
 
@@ -37,7 +38,7 @@ from corridor.crypto.envelope import (
     context,
 )
 from corridor.crypto.nonce import NonceSource, process_nonces
-from corridor.crypto.values import encode_values
+from corridor.crypto.values import Spans, value_spans
 from corridor.errors import CryptoError, KeyUsageExhausted
 
 # NIST SP 800-38D caps invocations per GCM key at 2**32 unless nonces are
@@ -104,20 +105,19 @@ class FieldCipher:
         self._check_corridor(corridor)
         if isinstance(values, pa.ChunkedArray):
             values = values.combine_chunks()
-        plaintexts = encode_values(values)
-        self._spend(len(plaintexts) - values.null_count)
+        spans = value_spans(values)
+        count = len(values) - values.null_count
+        self._spend(count)
         fmt = FORMAT_SIV if deterministic else FORMAT_GCM
         ctx = context(fmt, corridor, dataset, field, self.key_id)
         header = self._schedule.header(fmt, ctx)
         if deterministic:
-            out = self._seal_siv(plaintexts, header, ctx)
+            out = self._seal_siv(spans, header, ctx)
         else:
-            out = self._seal_gcm(plaintexts, header, ctx, len(plaintexts) - values.null_count)
+            out = self._seal_gcm(spans, header, ctx, count)
         return pa.array(out, pa.binary())
 
-    def _seal_gcm(
-        self, plaintexts: list[memoryview | bytes | None], header: bytes, ctx: bytes, count: int
-    ) -> list[bytes | None]:
+    def _seal_gcm(self, spans: Spans, header: bytes, ctx: bytes, count: int) -> list[bytes | None]:
         source = self._nonces or process_nonces()
         counter = source.reserve(count)
         prefix = source.prefix
@@ -125,24 +125,34 @@ class FieldCipher:
         pack = struct.Struct(f"<{len(header)}s4sQ").pack
         encrypt = self._schedule.gcm.encrypt
         skip = len(header)
+        data, offsets, valid = spans
         out: list[bytes | None] = []
         append = out.append
-        for p in plaintexts:
-            if p is None:
+        if valid is None:
+            for start, end in pairwise(offsets):
+                head = pack(header, prefix, counter)
+                counter += 1
+                append(head + encrypt(head[skip:], data[start:end], ctx))
+            return out
+        for (start, end), ok in zip(pairwise(offsets), valid):
+            if not ok:
                 append(None)
                 continue
             head = pack(header, prefix, counter)
             counter += 1
-            append(head + encrypt(head[skip:], p, ctx))
+            append(head + encrypt(head[skip:], data[start:end], ctx))
         return out
 
-    def _seal_siv(
-        self, plaintexts: list[memoryview | bytes | None], header: bytes, ctx: bytes
-    ) -> list[bytes | None]:
+    def _seal_siv(self, spans: Spans, header: bytes, ctx: bytes) -> list[bytes | None]:
         nonce = self._schedule.siv_nonce
         head = header + nonce
         encrypt = self._schedule.siv.encrypt
-        return [None if p is None else head + encrypt(nonce, p, ctx) for p in plaintexts]
+        data, offsets, valid = spans
+        flags = valid if valid is not None else repeat(True)
+        return [
+            head + encrypt(nonce, data[start:end], ctx) if ok else None
+            for (start, end), ok in zip(pairwise(offsets), flags)
+        ]
 
     def encrypt_batch_column(
         self,

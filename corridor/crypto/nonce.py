@@ -25,7 +25,7 @@ _pack = struct.Struct("<4sQ").pack
 class NonceSource:
     """Hands out unique nonces; thread-safe. ``random`` is injectable for tests."""
 
-    __slots__ = ("prefix", "_next", "_lock")
+    __slots__ = ("_lock", "_next", "prefix")
 
     def __init__(self, random: Callable[[int], bytes] = os.urandom, start: int = 0) -> None:
         prefix = random(4)

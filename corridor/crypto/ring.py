@@ -127,8 +127,10 @@ class KeyRing(Mapping[str, DataKey]):
         with self._lock:
             current = self._current.get(corridor)
             gone = [
-                k.key_id for k in self._keys.values()
-                if k.corridor == corridor and k.epoch < before_epoch
+                k.key_id
+                for k in self._keys.values()
+                if k.corridor == corridor
+                and k.epoch < before_epoch
                 and (current is None or k.key_id != current.key_id)
             ]
             for key_id in gone:

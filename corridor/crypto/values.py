@@ -21,6 +21,8 @@ the Arrow type, which the caller has from the dataset schema. Nested types
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from itertools import pairwise
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,15 +48,27 @@ def _width(t: pa.DataType) -> int | None:
 
 def _check_supported(t: pa.DataType) -> None:
     ok = (
-        pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
-        or pa.types.is_large_binary(t) or pa.types.is_boolean(t) or _width(t) is not None
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_boolean(t)
+        or _width(t) is not None
     )
     if not ok:
         raise CryptoError(f"cannot encrypt values of Arrow type {t} one by one")
 
 
-def encode_values(arr: pa.Array) -> Plaintexts:
-    """Plaintext of every value, None for nulls. Slices share the array's memory."""
+Spans = tuple[bytes, Sequence[int], list[bool] | None]
+
+
+def value_spans(arr: pa.Array) -> Spans:
+    """``(data, offsets, valid)``: value i's plaintext is ``data[offsets[i]:offsets[i+1]]``.
+
+    ``valid`` is None when there are no nulls. This is the form the cipher
+    loops use: one copy of the data buffer, then slices, no per-value objects
+    beyond the slice.
+    """
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
     t = arr.type
@@ -62,21 +76,30 @@ def encode_values(arr: pa.Array) -> Plaintexts:
     if pa.types.is_boolean(t):
         arr, t = pc.cast(arr, pa.uint8()), pa.uint8()
     n = len(arr)
-    width = _width(t)
     bufs = arr.buffers()
+    width = _width(t)
+    offsets: Sequence[int]
     if width is not None:
-        data = memoryview(bufs[1]).cast("B") if bufs[1] is not None else memoryview(b"")
-        base = arr.offset * width
-        out: Plaintexts = [data[base + i * width: base + (i + 1) * width] for i in range(n)]
+        offsets = range(arr.offset * width, (arr.offset + n) * width + 1, width)
+        data_buf = bufs[1]
     else:
-        code = "q" if (pa.types.is_large_string(t) or pa.types.is_large_binary(t)) else "i"
-        offsets = memoryview(bufs[1]).cast(code)[arr.offset: arr.offset + n + 1].tolist()
-        data = memoryview(bufs[2]).cast("B") if bufs[2] is not None else memoryview(b"")
-        out = [data[offsets[i]: offsets[i + 1]] for i in range(n)]
-    if arr.null_count:
-        for i, valid in enumerate(arr.is_valid().to_pylist()):
-            if not valid:
-                out[i] = None
+        raw = memoryview(bufs[1])
+        large = pa.types.is_large_string(t) or pa.types.is_large_binary(t)
+        offs = raw.cast("q") if large else raw.cast("i")
+        offsets = offs[arr.offset : arr.offset + n + 1].tolist()
+        data_buf = bufs[2]
+    end = offsets[-1] if n else 0
+    data = memoryview(data_buf).cast("B")[:end].tobytes() if data_buf is not None else b""
+    valid = arr.is_valid().to_pylist() if arr.null_count else None
+    return data, offsets, valid
+
+
+def encode_values(arr: pa.Array) -> Plaintexts:
+    """Plaintext of every value, None for nulls."""
+    data, offsets, valid = value_spans(arr)
+    out: Plaintexts = [data[s:e] for s, e in pairwise(offsets)]
+    if valid is not None:
+        out = [p if ok else None for p, ok in zip(out, valid)]
     return out
 
 
@@ -97,7 +120,11 @@ def decode_values(plaintexts: list[bytes | None], arrow_type: pa.DataType) -> pa
         return pc.cast(as_int, pa.bool_())
     width = _width(arrow_type)
     if width is None:
-        binary = pa.large_binary() if pa.types.is_large_string(arrow_type) or pa.types.is_large_binary(arrow_type) else pa.binary()
+        binary = (
+            pa.large_binary()
+            if pa.types.is_large_string(arrow_type) or pa.types.is_large_binary(arrow_type)
+            else pa.binary()
+        )
         try:
             return pa.array(plaintexts, binary).cast(arrow_type)
         except (pa.ArrowInvalid, UnicodeDecodeError):

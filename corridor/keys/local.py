@@ -19,7 +19,14 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from corridor.crypto.datakey import KEY_BYTES, DataKey, Kek, WrappedKey, unwrap_data_key, wrap_data_key
+from corridor.crypto.datakey import (
+    KEY_BYTES,
+    DataKey,
+    Kek,
+    WrappedKey,
+    unwrap_data_key,
+    wrap_data_key,
+)
 from corridor.errors import CryptoError, KeyFileError, KeyNotFound, KeyProviderUnavailable
 
 _ZONE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")

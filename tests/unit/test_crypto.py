@@ -35,7 +35,7 @@ from corridor.errors import (
 )
 
 CTX = {"corridor": "hk-eu", "dataset": "trade.shipment", "field": "contact_email"}
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def seeded(seed: int = 7):
@@ -66,7 +66,9 @@ COLUMNS = {
     "bool": pa.array([True, None, False]),
     "binary": pa.array([b"\x00\xff", None, b""]),
     "fixed": pa.array([b"abcd", None], pa.binary(4)),
-    "ts_ms": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), None], pa.timestamp("ms", tz="UTC")),
+    "ts_ms": pa.array(
+        [dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC), None], pa.timestamp("ms", tz="UTC")
+    ),
     "ts_us": pa.array([dt.datetime(1969, 12, 31, tzinfo=UTC), None], pa.timestamp("us", tz="UTC")),
     "date": pa.array([dt.date(2024, 2, 29), None], pa.date32()),
     "decimal": pa.array([Decimal("123.45"), None, Decimal("-0.01")], pa.decimal128(10, 2)),
@@ -177,7 +179,9 @@ def test_tampered_wrapped_key_is_tampered() -> None:
     eu = Kek.from_material("eu", seeded(1)(32))
     wrapped = wrap_data_key(dek, eu)
     flipped = bytes([wrapped.wrapped[20] ^ 1])
-    bad_bytes = WrappedKey(**{**vars(wrapped), "wrapped": wrapped.wrapped[:20] + flipped + wrapped.wrapped[21:]})
+    bad_bytes = WrappedKey(
+        **{**vars(wrapped), "wrapped": wrapped.wrapped[:20] + flipped + wrapped.wrapped[21:]}
+    )
     moved = WrappedKey(**{**vars(wrapped), "epoch": 2})  # metadata is bound too
     for bad in (bad_bytes, moved):
         with pytest.raises(TamperedCiphertext):
@@ -205,7 +209,9 @@ def test_tampered_value_is_tampered(ring: KeyRing) -> None:
 
 
 @pytest.mark.parametrize("moved", [{"field": "hs_code"}, {"dataset": "ecommerce.order"}])
-def test_value_moved_to_other_field_or_dataset_is_context_mismatch(ring: KeyRing, moved: dict) -> None:
+def test_value_moved_to_other_field_or_dataset_is_context_mismatch(
+    ring: KeyRing, moved: dict
+) -> None:
     sealed = ring.cipher("hk-eu").encrypt_column(pa.array(["secret"]), **CTX)
     with pytest.raises(ContextMismatch):
         decrypt_column(sealed, pa.string(), **{**CTX, **moved}, keys=ring)
@@ -288,3 +294,24 @@ def test_rotation_by_count_and_by_age() -> None:
 def test_no_current_key_fails_closed() -> None:
     with pytest.raises(KeyNotFound):
         KeyRing().cipher("hk-eu")
+
+
+def test_column_mixing_epochs_decrypts_and_tamper_mid_column_is_caught(ring: KeyRing) -> None:
+    first = ring.cipher("hk-eu").encrypt_column(pa.array(["a", None, "b"]), **CTX).to_pylist()
+    ring.rotate("hk-eu")
+    second = ring.cipher("hk-eu").encrypt_column(pa.array(["c", "d"]), **CTX).to_pylist()
+    mixed = pa.array(first + second + first, pa.binary())
+    back = decrypt_column(mixed, pa.string(), **CTX, keys=ring).to_pylist()
+    assert back == ["a", None, "b", "c", "d", "a", None, "b"]
+    bad = list(first + second)
+    bad[4] = bad[4][:-1] + bytes([bad[4][-1] ^ 1])
+    with pytest.raises(TamperedCiphertext, match="row 4"):
+        decrypt_column(pa.array(bad, pa.binary()), pa.string(), **CTX, keys=ring)
+    moved = (
+        ring.cipher("hk-eu").encrypt_column(pa.array(["e"]), **{**CTX, "field": "x"}).to_pylist()
+    )
+    with pytest.raises(ContextMismatch, match="row 2"):
+        decrypt_column(pa.array(second + moved, pa.binary()), pa.string(), **CTX, keys=ring)
+    short = second[0][:30]  # a header prefix but no body: must not take the fast path
+    with pytest.raises(TamperedCiphertext):
+        decrypt_column(pa.array([second[1], short], pa.binary()), pa.string(), **CTX, keys=ring)

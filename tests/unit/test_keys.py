@@ -123,7 +123,9 @@ def test_cli_keys_init(tmp_path: Path) -> None:
 
     again = runner.invoke(keys_cli, ["init", "--zone", "eu", "--dir", str(folder)])
     assert again.exit_code != 0
-    assert isinstance(again.exception, KeyFileError) and "refusing to overwrite" in str(again.exception)
+    assert isinstance(again.exception, KeyFileError) and "refusing to overwrite" in str(
+        again.exception
+    )
 
 
 def test_cli_keys_init_refuses_group_readable_folder(tmp_path: Path) -> None:
@@ -141,7 +143,9 @@ def test_cli_keys_init_refuses_group_readable_folder(tmp_path: Path) -> None:
 
 def _forms(secret: bytes) -> list[str]:
     return [
-        secret.hex(), secret.hex().upper(), repr(secret)[2:-1],
+        secret.hex(),
+        secret.hex().upper(),
+        repr(secret)[2:-1],
         base64.b64encode(secret).decode().rstrip("="),
         base64.urlsafe_b64encode(secret).decode().rstrip("="),
     ]
@@ -167,7 +171,9 @@ def log_sink():
     structlog.reset_defaults()
 
 
-def test_secrets_never_appear_in_logs_reprs_or_errors(tmp_path: Path, log_sink: io.StringIO) -> None:
+def test_secrets_never_appear_in_logs_reprs_or_errors(
+    tmp_path: Path, log_sink: io.StringIO
+) -> None:
     provider = LocalKeyring(tmp_path)
     kek = provider.init("eu", random=seeded(1))
     ring = KeyRing(random=seeded(2))
@@ -176,19 +182,30 @@ def test_secrets_never_appear_in_logs_reprs_or_errors(tmp_path: Path, log_sink: 
     wrapped = provider.wrap(dek, "eu")
     other = LocalKeyring(tmp_path / "other")
     other.init("eu", random=seeded(3))
-    sealed = cipher.encrypt_column(pa.array(["alice@example.org"]), corridor="hk-eu",
-                                   dataset="d", field="email")
+    sealed = cipher.encrypt_column(
+        pa.array(["alice@example.org"]), corridor="hk-eu", dataset="d", field="email"
+    )
     log = structlog.get_logger("test")
-    log.info("objects", dek=dek, kek=kek, cipher=cipher, wrapped=wrapped, ring=ring,
-             provider=provider, material=dek.material, msg=f"{dek} {kek.material}")
+    log.info(
+        "objects",
+        dek=dek,
+        kek=kek,
+        cipher=cipher,
+        wrapped=wrapped,
+        ring=ring,
+        provider=provider,
+        material=dek.material,
+        msg=f"{dek} {kek.material}",
+    )
     console = io.StringIO()
     console_log = structlog.wrap_logger(
         structlog.PrintLogger(console), processors=[structlog.dev.ConsoleRenderer(colors=False)]
     )
     errors: list[Exception] = []
     failing = [
-        lambda: decrypt_column(sealed, pa.string(), corridor="hk-eu", dataset="d",
-                               field="other", keys=ring),
+        lambda: decrypt_column(
+            sealed, pa.string(), corridor="hk-eu", dataset="d", field="other", keys=ring
+        ),
         lambda: other.unwrap(wrapped),
     ]
     for call in failing:
