@@ -315,3 +315,17 @@ def test_column_mixing_epochs_decrypts_and_tamper_mid_column_is_caught(ring: Key
     short = second[0][:30]  # a header prefix but no body: must not take the fast path
     with pytest.raises(TamperedCiphertext):
         decrypt_column(pa.array([second[1], short], pa.binary()), pa.string(), **CTX, keys=ring)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.booleans())
+def test_any_bit_flip_fails_closed(data: st.DataObject, deterministic: bool) -> None:
+    r = KeyRing(random=seeded(), clock=FakeClock())
+    r.rotate("hk-eu")
+    value = r.cipher("hk-eu").encrypt_column(pa.array(["x@y.z"]), **CTX, deterministic=deterministic)
+    raw = value[0].as_py()
+    pos = data.draw(st.integers(0, len(raw) - 1))
+    bit = data.draw(st.integers(0, 7))
+    bad = raw[:pos] + bytes([raw[pos] ^ (1 << bit)]) + raw[pos + 1 :]
+    with pytest.raises((KeyNotFound, ContextMismatch, TamperedCiphertext)):
+        decrypt_column(pa.array([bad], pa.binary()), pa.string(), **CTX, keys=r)
