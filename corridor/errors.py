@@ -154,3 +154,19 @@ class ZoneError(CorridorError):
 
 class KafkaUnavailable(CorridorError):
     """A cluster did not answer in time."""
+
+
+class PlanError(CorridorError):
+    """A corridor cannot be planned: it would leak, or it lacks a key it needs.
+
+    Raised at start-up, before any record is read: a policy that would leak is
+    refused, not run.
+    """
+
+    def __init__(self, corridor: str, message: str) -> None:
+        self.corridor = corridor
+        self.message = message
+        super().__init__(f"corridor {corridor}: {message}")
+
+    def fields(self) -> dict[str, object]:
+        return {"corridor": self.corridor}
