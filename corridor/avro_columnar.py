@@ -44,15 +44,20 @@ def varints(values: np.ndarray) -> pa.Array:
     u = ((v << 1) ^ (v >> 63)).view(np.uint64)
     nbytes = np.ones(len(u), dtype=np.int64)
     for k in range(1, 10):
-        nbytes += u >= np.uint64(1 << (7 * k))
-    cols = np.empty((len(u), 10), dtype=np.uint8)
-    for k in range(10):
-        more = (nbytes > k + 1).astype(np.uint8) << 7
-        cols[:, k] = ((u >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8) | more
-    mask = np.arange(10) < nbytes[:, None]
+        more = u >= np.uint64(1 << (7 * k))
+        if not more.any():
+            break
+        nbytes += more
     offsets = np.zeros(len(u) + 1, dtype=np.int64)
     np.cumsum(nbytes, out=offsets[1:])
-    return _binary(offsets, cols[mask])
+    width = int(nbytes.max()) if len(u) else 1
+    if width == 1:  # the common case: every value in -64..63
+        return _binary(offsets, u.astype(np.uint8))
+    cols = np.empty((len(u), width), dtype=np.uint8)
+    for k in range(width):
+        more = (nbytes > k + 1).astype(np.uint8) << 7
+        cols[:, k] = ((u >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8) | more
+    return _binary(offsets, cols[np.arange(width) < nbytes[:, None]])
 
 
 def _fixed_width(arr: pa.Array, np_type: type, width: int) -> pa.Array:

@@ -125,29 +125,20 @@ def decode_avro(
     (``native``: verified polars rows, ``strict``: per-record decodes).
     """
     errors: list[tuple[int, str]] = []
-    positions: list[int] = []
-    bodies: list[bytes] = []
-    want = expected.fingerprint
-    for i, value in enumerate(values):
-        problem = header_problem(value)
-        if problem is None:
-            assert value is not None
-            fp = bytes(value[2:10])
-            if fp == want:
-                positions.append(i)
-                bodies.append(bytes(value[10:]))
-                continue
-            other = store.get(fp)
-            problem = (
-                f"schema {other.name} ({fp.hex()}) is not dataset {expected.name}"
-                if other is not None
-                else f"unknown schema fingerprint {fp.hex()}"
-            )
-        errors.append((i, problem))
+    array = pa.array(values, pa.large_binary())  # None -> null
+    header = pa.scalar(MAGIC + expected.fingerprint, pa.large_binary())
+    ok = pc.fill_null(pc.equal(pc.binary_slice(array, 0, 10), header), False)
+    ok_np = ok.to_numpy(zero_copy_only=False)
+    for i in np.flatnonzero(~ok_np).tolist():
+        errors.append((i, _header_reason(values[i], store, expected)))
+    positions: list[int] = np.flatnonzero(ok_np).tolist()
+    framed = array.filter(ok)
+    longest = pc.max(pc.binary_length(framed)).as_py() or 10
+    bodies = pc.binary_slice(framed, 10, longest)  # an explicit stop: pyarrow needs one
     plan = _plan(expected)
     parts: list[tuple[list[int], pa.StructArray]] = []
     strict: list[int] = list(range(len(bodies)))
-    if plan.header is not None and bodies:
+    if plan.header is not None and len(bodies):
         strict = []
         _native(plan, bodies, list(range(len(bodies))), parts, strict)
     if strict:
@@ -158,14 +149,26 @@ def decode_avro(
     return _assemble(expected, positions, parts, errors)
 
 
+def _header_reason(value: bytes | None, store: SchemaStore, expected: AvroSchema) -> str:
+    problem = header_problem(value)
+    if problem is not None:
+        return problem
+    assert value is not None
+    fp = bytes(value[2:10])
+    other = store.get(fp)
+    if other is None:
+        return f"unknown schema fingerprint {fp.hex()}"
+    return f"schema {other.name} ({fp.hex()}) is not dataset {expected.name}"
+
+
 def _native(
-    plan: _Plan, bodies: list[bytes], idx: list[int], parts: list[Any], strict: list[int]
+    plan: _Plan, bodies: pa.Array, idx: list[int], parts: list[Any], strict: list[int]
 ) -> None:
     """Decode ``bodies[idx]`` natively; verified rows go to parts, the others to strict."""
     for _ in range(_NATIVE_RETRIES):
         if len(idx) <= _SMALL:
             break
-        subset = [bodies[i] for i in idx]
+        subset = bodies if len(idx) == len(bodies) else bodies.take(pa.array(idx, pa.int64()))
         decoded = _read_block(plan, subset)
         if decoded is None:
             half = len(idx) // 2
@@ -173,23 +176,27 @@ def _native(
             _native(plan, bodies, idx[half:], parts, strict)
             return
         again = encode_bodies(pa.RecordBatch.from_struct_array(decoded), plan.schema.expanded)
-        same = pc.fill_null(pc.equal(again, pa.array(subset, pa.large_binary())), False)
+        same = pc.fill_null(pc.equal(again, subset), False)
+        if same.false_count == 0:
+            parts.append((idx, decoded))
+            return
         ok = same.to_numpy(zero_copy_only=False)
         parts.append(([i for i, good in zip(idx, ok) if good], decoded.filter(same)))
         bad = [i for i, good in zip(idx, ok) if not good]
-        if not bad:
-            return
         # The first mismatch is the likely culprit that shifted the records after it.
         strict.append(bad[0])
         idx = bad[1:]
     strict.extend(idx)
 
 
-def _read_block(plan: _Plan, subset: list[bytes]) -> pa.StructArray | None:
+def _read_block(plan: _Plan, subset: pa.Array) -> pa.StructArray | None:
     """polars decode of one container block, normalised; None if polars refuses it."""
     pl = _polars()
-    data = b"".join(subset)
-    block = plan.header + _varint(len(subset)) + _varint(len(data)) + data + _SYNC  # type: ignore[operator]
+    offsets = np.frombuffer(subset.buffers()[1], dtype=np.int64)
+    start, end = int(offsets[subset.offset]), int(offsets[subset.offset + len(subset)])
+    data = subset.buffers()[2][start:end] if end > start else b""
+    head = plan.header + _varint(len(subset)) + _varint(end - start)  # type: ignore[operator]
+    block = b"".join((head, data, _SYNC))
     try:
         table = pl.read_avro(io.BytesIO(block)).to_arrow()
         if table.num_rows != len(subset):
@@ -207,7 +214,7 @@ def _varint(n: int) -> bytes:
 
 def _strict(
     plan: _Plan,
-    bodies: list[bytes],
+    bodies: pa.Array,
     idx: list[int],
     positions: list[int],
     errors: list[tuple[int, str]],
@@ -216,7 +223,7 @@ def _strict(
     records: list[Any] = []
     for i in idx:
         try:
-            records.append(decode_body(plan.reader, bodies[i]))
+            records.append(decode_body(plan.reader, bodies[i].as_py()))
             good.append(i)
         except Malformed as exc:
             errors.append((positions[i], exc.reason))
