@@ -228,3 +228,53 @@ def test_secrets_never_appear_in_logs_reprs_or_errors(
     for secret in secrets:
         for form in _forms(secret):
             assert form not in text
+
+
+# --- Vault / OpenBao transit, without a server ------------------------------------------
+
+
+class _FakeTransit:
+    """Stands in for hvac's transit API: raises what it is told to."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def read_key(self, name: str, mount_point: str) -> dict:
+        raise self.error
+
+
+class _FakeClient:
+    def __init__(self, error: Exception) -> None:
+        self.secrets = type("S", (), {"transit": _FakeTransit(error)})()
+
+
+def test_vault_errors_map_to_fail_closed_errors() -> None:
+    hvac = pytest.importorskip("hvac")
+    import requests
+
+    from corridor.keys.vault import VaultTransit
+
+    cases = [
+        (hvac.exceptions.InvalidPath(), KeyNotFound),
+        (hvac.exceptions.Forbidden(), KeyProviderUnavailable),
+        (hvac.exceptions.VaultDown(), KeyProviderUnavailable),
+        (requests.ConnectTimeout(), KeyProviderUnavailable),
+    ]
+    for error, expected in cases:
+        provider = VaultTransit("http://vault.invalid", "tok", client=_FakeClient(error))
+        with pytest.raises(expected):
+            provider.kek_id("eu")
+    assert "tok" not in repr(VaultTransit("http://vault.invalid", "tok"))
+
+
+def test_vault_unreachable_is_unavailable() -> None:
+    pytest.importorskip("hvac")
+    import socket
+
+    from corridor.keys.vault import VaultTransit
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(KeyProviderUnavailable):
+        VaultTransit(f"http://127.0.0.1:{port}", "tok", timeout=0.5).kek_id("eu")
