@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.keys", "keys"),
     ("corridor.commands.zones", "zones"),
     ("corridor.commands.validate", "validate"),
+    ("corridor.commands.provision", "provision"),
 ]
 
 
