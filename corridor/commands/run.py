@@ -1,0 +1,84 @@
+"""`corridor run`: run one or more corridors in this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from corridor import log as corridor_log
+from corridor.config import load_config
+from corridor.errors import CorridorError
+
+
+@click.command()
+@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="The corridor file.")
+@click.option("--corridor", "names", multiple=True, metavar="NAME",
+              help="Run this corridor (repeatable). Default: every corridor in the file.")
+@click.option("--instance", default=None, help="A name for this instance in logs (default: pid).")
+@click.option("--until-caught-up", is_flag=True,
+              help="Exit once every source partition is processed to its end (demo, tests).")
+@click.option("--idle-ms", default=2000, show_default=True,
+              help="With --until-caught-up: how long nothing new must arrive before exiting.")
+def run(config_path: str, names: tuple[str, ...], instance: str | None,
+        until_caught_up: bool, idle_ms: int) -> None:
+    """Run corridors: consume the origin, apply the policy, deliver exactly once.
+
+    Each corridor reads its source topics in its origin zone as consumer group
+    `corridor.<name>` (start more instances to spread the partitions), writes
+    transformed, tagged records to its destination zone in transactions that
+    also hold the source offsets, and writes withheld, quarantined and audit
+    records to the origin. SIGTERM or Ctrl-C finishes the current batch and
+    exits; a second signal exits at once (the open transaction aborts).
+    """
+    from corridor.runtime import start_runners
+
+    config = load_config(Path(config_path))
+    chosen = list(names) or list(config.corridors)
+    unknown = [n for n in chosen if n not in config.corridors]
+    if unknown:
+        raise click.BadParameter(f"unknown corridor {unknown[0]!r}; known: "
+                                 f"{', '.join(config.corridors)}", param_hint="--corridor")
+    stop = threading.Event()
+    _install_signals(stop)
+    logger = corridor_log.get_logger("corridor.run")
+    runners, threads, failures = start_runners(config, chosen, instance or str(os.getpid()),
+                                               stop, logger)
+    try:
+        while any(t.is_alive() for t in threads):
+            if until_caught_up and _caught_up(runners, idle_ms):
+                logger.info("caught_up", corridors=chosen)
+                stop.set()
+            for t in threads:
+                t.join(0.2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    if failures:
+        raise CorridorError(f"corridor {failures[0][0]} failed: {failures[0][1]}")
+
+
+def _caught_up(runners: list, idle_ms: int) -> bool:  # type: ignore[type-arg]
+    now = time.monotonic()
+    for r in runners:
+        quiet_since = max(r.stats.last_delivery, r.stats.started)
+        if (now - quiet_since) * 1000 < idle_ms or r.stats.lag != 0:
+            return False
+    return True
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)  # second signal: at once; the open transaction aborts
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

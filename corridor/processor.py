@@ -1,0 +1,343 @@
+"""The boundary processor: one corridor's consume -> policy -> exactly-once loop.
+
+For each batch of one source partition, ``CorridorRunner._deliver`` does, in
+this order (the order is the correctness argument):
+
+  Step 1. Run the pure pipeline: decode, classify, withhold, transform, tag,
+          encode. Nothing has left the process yet.
+  Step 2. Write withheld, quarantined and audit records to the origin and
+          wait until every one is acknowledged. They are keyed by lineage on
+          compacted topics, so a replay rewrites the same keys.
+  Step 3. In one destination transaction: egress schemas and wrapped data keys
+          not yet published, the output records, and the batch's end offset in
+          ``_corridor.offsets``. Commit (retrying a commit that timed out;
+          aborting only when the error requires it).
+  Step 4. On an abort, seek the consumer back to the batch's first offset, so
+          the batch is processed again; on a fenced or fatal producer, build a
+          new one (which fences any zombie), re-read the stored offset, seek.
+
+On assignment of a source partition the runner creates the partition's
+transactional producer first (``init_transactions`` fences the previous owner
+and settles its open transaction), then reads the stored offset back, then
+seeks. The consumer never commits offsets to the origin.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+
+from corridor import pipeline, topics
+from corridor.config import Config
+from corridor.errors import KafkaUnavailable
+from corridor.kafka.clients import Endpoint, client_config
+from corridor.kafka.offsets import OffsetReader, encode_offset, offset_key, offset_partition
+from corridor.crypto import DataKey, KeyRing
+from corridor.errors import KeyProviderUnavailable
+from corridor.kafka.sink import (
+    Backoff, BatchAborted, OutMessage, SideOutput, SinkFenced, TransactionalSink,
+)
+from corridor.keys.provider import KeyProvider
+from corridor.model import Lineage, RawMessage
+from corridor.plan import CorridorPlan
+from corridor.zones.credentials import Principal
+
+Log = Any  # a structlog bound logger
+
+
+@dataclass
+class Stats:
+    """Running totals of one corridor, for progress output and the demo."""
+
+    consumed: int = 0
+    delivered: int = 0
+    withheld: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    aborted: int = 0
+    lag: int = -1  # unprocessed records on owned partitions when last idle; -1 unknown
+    started: float = field(default_factory=time.monotonic)
+    last_delivery: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        skip = ("started", "last_delivery", "lag")
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+
+class CorridorRunner:
+    """Runs one corridor until ``stop`` is set. One instance per process per corridor.
+
+    More instances of the same corridor (in other processes or machines) share
+    the source partitions through the consumer group ``corridor.<name>``.
+    """
+
+    def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
+                 principal: Principal, log: Log, instance: str = "0",
+                 keyring: KeyRing | None = None, key_provider: KeyProvider | None = None) -> None:
+        self.config = config
+        self.plan = plan
+        self.corridor = plan.corridor
+        self.origin = endpoints[self.corridor.origin]
+        self.destination = endpoints[self.corridor.destination]
+        self.principal = principal
+        self.log = log.bind(corridor=self.corridor.name, instance=instance)
+        self.stats = Stats()
+        self.sinks: dict[tuple[str, int], TransactionalSink] = {}
+        self.published: set[bytes] = set()
+        self.keyring = keyring
+        self.key_provider = key_provider
+        # Wrapped data keys not yet in a committed transaction: key id -> record value.
+        self.pending_keys: dict[str, bytes] = {}
+        if keyring is not None and plan.cipher is not None:
+            self._publish_key(keyring[plan.cipher.key_id])
+        self._state: dict[str, str] = {}
+        self.reader = OffsetReader(self.destination, principal, self.corridor.name)
+        self.offset_partitions = self.reader.partitions()
+        self.side = SideOutput(self.origin, principal, self._notify)
+        self.consumer = self._consumer()
+
+    # -- Kafka plumbing ----------------------------------------------------------
+
+    def _consumer(self) -> Consumer:
+        batch = self.corridor.batch
+        consumer = Consumer(client_config(self.origin, self.principal, {
+            "group.id": f"corridor.{self.corridor.name}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "partition.assignment.strategy": "cooperative-sticky",
+            "max.poll.interval.ms": 600000,
+            "fetch.max.bytes": 16 * 1024 * 1024,
+            "fetch.wait.max.ms": max(10, min(500, batch.max_wait_ms)),
+            "log_level": 3,
+        }))
+        consumer.subscribe(self.plan.source_topics(), on_assign=self._on_assign,
+                           on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        return consumer
+
+    def _notify(self, event: str, fields: dict[str, Any]) -> None:
+        """Log a state change once: repeated identical states are not logged again."""
+        key = fields.get("step", "")
+        if self._state.get(key) == event:
+            return
+        self._state[key] = event
+        level = "warning" if "unavailable" in event else "info"
+        getattr(self.log, level)(event, **fields)
+
+    def _transactional_id(self, topic: str, partition: int) -> str:
+        return f"corridor.{self.corridor.name}.{topic}.{partition}"
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Step A: producers first: init_transactions fences the previous owner.
+        for tp in partitions:
+            self._sink_for(tp.topic, tp.partition, fresh=True)
+        # Step B: then read the committed positions back, and seek there.
+        stored = self.reader.read([(tp.topic, tp.partition) for tp in partitions],
+                                  self.offset_partitions)
+        starts = []
+        for tp in partitions:
+            start = stored.get((tp.topic, tp.partition))
+            self._check_gap(tp, start)
+            starts.append(TopicPartition(tp.topic, tp.partition,
+                                         OFFSET_BEGINNING if start is None else start))
+        consumer.incremental_assign(starts)
+        self.log.info("partitions_assigned",
+                      partitions=[f"{t.topic}/{t.partition}@{t.offset}" for t in starts])
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Processing is synchronous and callbacks run inside consume(): no batch is open.
+        for tp in partitions:
+            sink = self.sinks.pop((tp.topic, tp.partition), None)
+            if sink is not None:
+                sink.close()
+        consumer.incremental_unassign(partitions)
+        self.log.info("partitions_revoked",
+                      partitions=[f"{t.topic}/{t.partition}" for t in partitions])
+
+    def _sink_for(self, topic: str, partition: int, fresh: bool = False) -> TransactionalSink:
+        key = (topic, partition)
+        if fresh or key not in self.sinks:
+            old = self.sinks.pop(key, None)
+            if old is not None:
+                old.close()
+            self.sinks[key] = TransactionalSink(self.destination, self.principal,
+                                                self._transactional_id(topic, partition),
+                                                self._notify)
+        return self.sinks[key]
+
+    def _check_gap(self, tp: TopicPartition, start: int | None) -> None:
+        """Records deleted by retention before they crossed: report, never skip silently."""
+        low, _ = self.consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+        expected = 0 if start is None else start
+        if low > expected:
+            event = {"event": "gap", "corridor": self.corridor.name, "topic": tp.topic,
+                     "partition": tp.partition, "from": expected, "to": low,
+                     "ts_ms": int(time.time() * 1000)}
+            key = f"{self.corridor.name}|{tp.topic}|{tp.partition}|gap|{expected}"
+            self.side.write([OutMessage(self.plan.audit_topic, json.dumps(event).encode(),
+                                        key.encode())])
+            self.log.error("source_gap", topic=tp.topic, partition=tp.partition,
+                           missing_from=expected, missing_to=low,
+                           reason="records were deleted at the origin before they crossed")
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, on_batch: Callable[[Stats], None] | None = None) -> None:
+        self.log.info("corridor_started", sources=self.plan.source_topics(),
+                      destination=self.destination.bootstrap, policy=self.corridor.policy_id)
+        batch = self.corridor.batch
+        try:
+            while not stop.is_set():
+                messages = self.consumer.consume(batch.max_records, batch.max_wait_ms / 1000)
+                groups = self._group(messages)
+                if not messages:
+                    self.stats.lag = lag(self)
+                for (topic, partition), raws in groups.items():
+                    self._deliver(topic, partition, raws)
+                if groups and on_batch is not None:
+                    on_batch(self.stats)
+        finally:
+            self.close()
+
+    def _group(self, messages: list[Message]) -> dict[tuple[str, int], list[RawMessage]]:
+        groups: dict[tuple[str, int], list[RawMessage]] = defaultdict(list)
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    self._notify("source_error", {"step": "consume", "error": err.str()})
+                continue
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            ts_type, ts = msg.timestamp()
+            groups[(topic, partition)].append(RawMessage(
+                Lineage(topic, partition, offset), msg.value(), msg.key(),
+                ts if ts_type else None))
+        return groups
+
+    def _publish_key(self, key: DataKey) -> None:
+        """Wrap a new data key for the destination; it rides in the next transaction."""
+        assert self.key_provider is not None
+        backoff = Backoff()
+        while True:
+            try:
+                wrapped = self.key_provider.wrap(key, self.corridor.destination)
+                break
+            except KeyProviderUnavailable as exc:
+                # Fail closed: nothing is encrypted (so nothing crosses) until the KMS answers.
+                self._notify("kms_unavailable", {"step": "kms", "error": str(exc)})
+                backoff.wait()
+        self._notify("kms_available", {"step": "kms", "key_id": key.key_id})
+        self.pending_keys[key.key_id] = wrapped.to_json()
+
+    def _rotate_if_due(self) -> None:
+        if self.keyring is None:
+            return
+        new = self.keyring.rotate_if_due(self.corridor.name)
+        if new is not None:
+            self._publish_key(new)
+            self.plan = self.plan.with_cipher(self.keyring.cipher(self.corridor.name))
+            self.log.info("key_rotated", key_id=new.key_id, epoch=new.epoch)
+
+    def _deliver(self, topic: str, partition: int, raws: list[RawMessage]) -> None:
+        self._rotate_if_due()
+        dataset_plan = self.plan.dataset_for_topic(topic)
+        # Step 1: the pure pipeline.
+        result = pipeline.process(raws, self.plan, dataset_plan, int(time.time() * 1000))
+        first, last = raws[0].lineage.offset, raws[-1].lineage.offset
+        # Step 2: side output to the origin, acknowledged before the destination commit.
+        self.side.write(self._side_messages(result, topic, partition, first, last))
+        # Step 3: one destination transaction: catalog, output, offsets.
+        out = self._catalog_messages(result)
+        committed_keys = {m.key for m in out if m.topic == topics.KEYS}
+        out += [OutMessage(dataset_plan.destination_topic, d.value, d.key, d.headers)
+                for d in result.delivered]
+        key = offset_key(self.corridor.name, topic, partition)
+        out.append(OutMessage(topics.OFFSETS, encode_offset(last + 1, f"{first}-{last}"), key,
+                              partition=offset_partition(key, self.offset_partitions)))
+        try:
+            self._sink_for(topic, partition).write(out)
+        except BatchAborted as exc:
+            # Step 4a: nothing of the batch is visible; process it again.
+            self.stats.aborted += 1
+            self.log.warning("batch_aborted", topic=topic, partition=partition, first=first,
+                             reason=str(exc))
+            self.consumer.seek(TopicPartition(topic, partition, first))
+            return
+        except SinkFenced as exc:
+            # Step 4b: a new producer fences zombies; then trust only the stored offset.
+            self.log.warning("producer_replaced", topic=topic, partition=partition, reason=str(exc))
+            self._sink_for(topic, partition, fresh=True)
+            stored = self.reader.read([(topic, partition)], self.offset_partitions)
+            self.consumer.seek(TopicPartition(topic, partition,
+                                              stored.get((topic, partition), OFFSET_BEGINNING)))
+            return
+        self.published.update(s.fingerprint for s in result.egress_schemas)
+        for key_id in [k for k in self.pending_keys if k.encode() in committed_keys]:
+            del self.pending_keys[key_id]
+        self._count(result, len(raws))
+
+    def _side_messages(self, result: pipeline.BatchResult, topic: str, partition: int,
+                       first: int, last: int) -> list[OutMessage]:
+        side: list[OutMessage] = []
+        for target, records in ((self.plan.withheld_topic, result.withheld),
+                                (self.plan.quarantine_topic, result.quarantined)):
+            side += [OutMessage(target, r.value, str(r.lineage).encode(),
+                                [("corridor-reason", r.reason.encode())]) for r in records]
+        counts = result.counts()
+        audit = {"corridor": self.corridor.name, "topic": topic, "partition": partition,
+                 "first": first, "last": last, **counts, "policy": self.corridor.policy_id,
+                 "ts_ms": int(time.time() * 1000)}
+        key = f"{self.corridor.name}|{topic}|{partition}|{first}-{last}"
+        side.append(OutMessage(self.plan.audit_topic, json.dumps(audit).encode(), key.encode()))
+        return side
+
+    def _catalog_messages(self, result: pipeline.BatchResult) -> list[OutMessage]:
+        """Egress schemas and wrapped keys, before the first record that needs them."""
+        out = [OutMessage(topics.SCHEMAS, json.dumps(s.raw).encode(), s.fingerprint.hex().encode())
+               for s in result.egress_schemas if s.fingerprint not in self.published]
+        out += [OutMessage(topics.KEYS, wrapped, key_id.encode())
+                for key_id, wrapped in self.pending_keys.items()]
+        return out
+
+    def _count(self, result: pipeline.BatchResult, consumed: int) -> None:
+        counts = result.counts()
+        self.stats.consumed += consumed
+        self.stats.delivered += counts["delivered"]
+        self.stats.withheld += counts["withheld"]
+        self.stats.quarantined += counts["quarantined"]
+        self.stats.batches += 1
+        self.stats.last_delivery = time.monotonic()
+
+    def close(self) -> None:
+        try:
+            self.consumer.close()
+        except RuntimeError:
+            pass  # already closed
+        for sink in self.sinks.values():
+            sink.close()
+        self.sinks.clear()
+        self.side.close()
+        self.log.info("corridor_stopped", **self.stats.as_dict())
+
+
+def lag(runner: CorridorRunner) -> int:
+    """Records not yet processed on the partitions this runner owns (for 'caught up')."""
+    total = 0
+    assignment = runner.consumer.assignment()
+    if not assignment:
+        return -1
+    for tp in runner.consumer.position(assignment):
+        try:
+            _, high = runner.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+        except Exception as exc:  # noqa: BLE001 - reported, not swallowed
+            raise KafkaUnavailable(f"watermarks of {tp.topic}/{tp.partition}: {exc}") from None
+        total += max(0, high - tp.offset) if tp.offset >= 0 else high
+    return total

@@ -1,0 +1,123 @@
+"""Wiring for `corridor run`: endpoints, principals, keys and secrets -> running corridors."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from corridor.config import Config, KeysConfig, Transform
+from corridor.crypto import KeyRing, RotationPolicy, SecretBytes
+from corridor.errors import CorridorError, CryptoError
+from corridor.kafka.clients import Endpoint
+from corridor.keys.local import LocalKeyring
+from corridor.plan import build_plan
+from corridor.processor import CorridorRunner
+from corridor.zones import local
+
+SECRET_BYTES = 32
+
+
+def endpoints_for(config: Config) -> dict[str, Endpoint]:
+    """Endpoints from the corridor file, unless CORRIDOR_ZONES=external overrides them."""
+    if local.backend() == "external":
+        return local.endpoints(list(config.zones))
+    return {name: Endpoint(name, zone.bootstrap) for name, zone in config.zones.items()}
+
+
+def key_provider(config: Config, zone: str) -> Any:
+    """The KeyProvider of ``zone`` as its corridor-file entry says."""
+    keys: KeysConfig = config.zones[zone].keys
+    if keys.provider == "vault":
+        from corridor.keys.vault import VaultTransit
+
+        token = os.environ.get(keys.token_env)
+        if not token:
+            raise CryptoError(f"zone {zone}: environment variable {keys.token_env} "
+                              "(the Vault token) is not set")
+        name = keys.transit_key or f"corridor-{zone}"
+        return VaultTransit(keys.addr or "", token, mount=keys.mount, key_name=lambda _z: name)
+    return LocalKeyring(_keys_dir(config, keys))
+
+
+def _keys_dir(config: Config, keys: KeysConfig) -> Path:
+    if keys.path is None:
+        return Path(config.path).parent / ".keys"
+    return keys.path if keys.path.is_absolute() else Path(config.path).parent / keys.path
+
+
+def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
+    """The corridor's HMAC secret: a 0600 file beside the origin zone's keys, made once."""
+    corridor = config.corridors[corridor_name]
+    folder = _keys_dir(config, config.zones[corridor.origin].keys) / "pseudonym"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    path = folder / f"{corridor.pseudonym_key}.secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(SECRET_BYTES))
+    except FileExistsError:
+        pass
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise CryptoError(f"{path}: pseudonym secret has mode {mode:04o}; chmod 600 it")
+    return SecretBytes(path.read_bytes())
+
+
+def encrypts(config: Config, corridor_name: str) -> bool:
+    corridor = config.corridors[corridor_name]
+    return any(t in (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
+               for fields in corridor.transform.values() for t in fields.values())
+
+
+def pseudonymizes(config: Config, corridor_name: str) -> bool:
+    corridor = config.corridors[corridor_name]
+    return any(t is Transform.PSEUDONYMIZE
+               for fields in corridor.transform.values() for t in fields.values())
+
+
+def make_runner(config: Config, name: str, instance: str, logger: Any,
+                rotation: RotationPolicy | None = None) -> CorridorRunner:
+    corridor = config.corridors[name]
+    ring = KeyRing(policy=rotation or _rotation_from_env()) if encrypts(config, name) else None
+    provider = key_provider(config, corridor.destination) if ring is not None else None
+    if ring is not None:
+        ring.rotate(name)
+    secret = pseudonym_secret(config, name) if pseudonymizes(config, name) else None
+    plan = build_plan(config, name, ring, secret)
+    return CorridorRunner(config, plan, endpoints_for(config), local.credentials().admin,
+                          logger, instance, keyring=ring, key_provider=provider)
+
+
+def _rotation_from_env() -> RotationPolicy:
+    every = os.environ.get("CORRIDOR_ROTATE_EVERY")
+    return RotationPolicy(max_encryptions=int(every)) if every else RotationPolicy()
+
+
+def start_runners(config: Config, names: list[str], instance: str, stop: threading.Event,
+                  logger: Any) -> tuple[list[CorridorRunner], list[threading.Thread],
+                                        list[tuple[str, str]]]:
+    """Build one runner per corridor (failing fast on bad keys or config), each in a thread."""
+    runners = [make_runner(config, name, instance, logger) for name in names]
+    failures: list[tuple[str, str]] = []
+    threads = []
+    for runner in runners:
+        def target(r: CorridorRunner = runner) -> None:
+            try:
+                r.run(stop)
+            except CorridorError as exc:
+                failures.append((r.corridor.name, str(exc)))
+                logger.error("corridor_failed", corridor=r.corridor.name, error=str(exc))
+                stop.set()
+            except Exception as exc:
+                failures.append((r.corridor.name, repr(exc)))
+                logger.exception("corridor_crashed", corridor=r.corridor.name)
+                stop.set()
+        thread = threading.Thread(target=target, name=f"corridor-{runner.corridor.name}",
+                                  daemon=True)
+        thread.start()
+        threads.append(thread)
+    return runners, threads, failures
