@@ -23,7 +23,12 @@ def configure(level: str | None = None, *, json: bool | None = None) -> None:
         env = os.environ.get("CORRIDOR_LOG_JSON")
         json = (env == "1") if env in ("0", "1") else not sys.stderr.isatty()
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if json
+        # Tracebacks without locals: locals of the data path hold plaintext records.
+        else structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+        )
     )
     structlog.configure(
         processors=[
