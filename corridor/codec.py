@@ -23,8 +23,8 @@ Decoding a batch of Avro values (``decode_avro``) is strict *and* fast:
    NaN with another payload, fastavro's ``ff80`` for decimal -128) decode correctly
    there too, just slower.
 
-Schemas polars cannot read (maps; ``null``-typed fields; arrays of zero-size items;
-empty records) use the strict per-record path for every record: ``decode_strategy``
+Schemas polars cannot read (maps; nullable enums, on which polars 2.1 panics;
+``null``-typed fields; arrays of zero-size items; empty records) use the strict per-record path for every record: ``decode_strategy``
 says which path a schema gets. polars is imported lazily; without it everything is strict.
 
 Encoding (``encode_avro``) is the vectorised column encoder plus the 10-byte header.
@@ -33,11 +33,11 @@ Encoding (``encode_avro``) is the vectorised column encoder plus the 10-byte hea
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
-import fastavro
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,10 +77,18 @@ class _Plan:
 def _plan(schema: AvroSchema) -> _Plan:
     header = None
     if native_eligible(schema.expanded) and _polars() is not None:
-        out = io.BytesIO()
-        fastavro.writer(out, schema.raw, [], sync_marker=_SYNC)
-        header = out.getvalue()
+        header = _container_header(schema)
     return _Plan(schema, compile_reader(schema.expanded), header)
+
+
+def _container_header(schema: AvroSchema) -> bytes:
+    """Object-container header. The schema is written expanded (every named type inline,
+    repeated where reused) because polars does not resolve references to named types."""
+    meta = {"avro.schema": json.dumps(schema.expanded).encode(), "avro.codec": b"null"}
+    entries = b"".join(
+        _varint(len(k)) + k.encode() + _varint(len(v)) + v for k, v in meta.items()
+    )
+    return b"Obj\x01" + _varint(len(meta)) + entries + b"\x00" + _SYNC
 
 
 def _polars() -> Any:
@@ -95,8 +103,9 @@ def native_eligible(t: Any, top: bool = True) -> bool:
     """Whether polars' Avro reader handles every type in ``t`` (see the module docstring)."""
     if isinstance(t, str):
         return t != "null"
-    if isinstance(t, list):
-        return all(native_eligible(b, False) for b in t if b != "null")
+    if isinstance(t, list):  # polars panics on a nullable enum
+        rest = [b for b in t if b != "null"]
+        return all(native_eligible(b, False) and _kind(b) != "enum" for b in rest)
     kind = t["type"]
     if kind == "map":
         return False
@@ -105,6 +114,10 @@ def native_eligible(t: Any, top: bool = True) -> bool:
     if kind == "array":
         return min_size(t["items"]) > 0 and native_eligible(t["items"], False)
     return kind != "null"
+
+
+def _kind(t: Any) -> str:
+    return t if isinstance(t, str) else "union" if isinstance(t, list) else str(t["type"])
 
 
 def decode_strategy(schema: AvroSchema) -> str:

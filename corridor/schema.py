@@ -72,7 +72,12 @@ def fingerprint_of(raw: Any) -> bytes:
 
 @dataclass(frozen=True, eq=False)
 class AvroSchema:
-    """A parsed dataset schema. Equality is by fingerprint."""
+    """A parsed dataset schema.
+
+    Equal when the fingerprint AND the full JSON are equal: the Parsing Canonical Form
+    drops logical types and attributes, so two schemas that differ only there share a
+    fingerprint (a SchemaStore keeps the last one added) yet decode differently.
+    """
 
     name: str
     raw: dict[str, Any]
@@ -82,7 +87,11 @@ class AvroSchema:
     arrow: pa.Schema = field(repr=False)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, AvroSchema) and other.fingerprint == self.fingerprint
+        return (
+            isinstance(other, AvroSchema)
+            and other.fingerprint == self.fingerprint
+            and other.raw == self.raw
+        )
 
     def __hash__(self) -> int:
         return hash(self.fingerprint)
@@ -179,7 +188,7 @@ def _record_arrow(expanded: dict[str, Any]) -> pa.Schema:
 
 def arrow_field(name: str, t: Any) -> pa.Field:
     """Arrow field for an Avro (expanded) type; nullable only for unions with null."""
-    nullable = isinstance(t, list) and "null" in t
+    nullable = (isinstance(t, list) and "null" in t) or t == "null"
     return pa.field(name, arrow_type(t), nullable=nullable)
 
 
