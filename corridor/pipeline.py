@@ -1,0 +1,212 @@
+"""process(messages) -> BatchResult: decode, validate, classify, withhold, transform, tag, encode.
+
+Pure: no Kafka, no logging, no clock (the caller passes ``now_ms``). Messages of
+one source topic (one dataset), any of its partitions mixed, in any order.
+
+Order, per record (DESIGN section 7): a value that does not decode, or fails a
+dataset ``validate`` rule, is quarantined (``decode: <reason>`` /
+``validate: <rule>``); then a record the corridor's rule withholds, or whose kind
+the corridor does not admit, is withheld (reasons: ``corridor.policy.withhold``);
+the rest is transformed, tagged and encoded.
+
+Invariant (``BatchResult.check``): delivered rows + withheld + quarantined ==
+len(messages), and every input lineage appears exactly once.
+
+Output per format:
+
+- avro: one Delivery per record: single-object Avro under the egress schema,
+  the source key, the plan's constant headers + ``corridor-lineage``.
+- arrow: one Delivery per source partition present: an Arrow IPC stream of the
+  delivered rows (egress columns + ``_lineage_offset`` int64), key
+  ``topic/partition``, headers the constant ones + ``corridor-lineage:
+  topic/partition/first-last``. Schema metadata: ``corridor.lineage`` (the same
+  range) and, per field encrypted as a whole column, ``corridor.sealed.<path>``
+  holding its ciphertext (the column itself is absent from the batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from corridor.codec import decode_avro, encode_avro, to_ipc
+from corridor.config import WireFormat
+from corridor.model import Lineage, Outcome, RawMessage
+from corridor.plan import CorridorPlan, DatasetPlan
+from corridor.policy import (
+    TransformContext, apply_transforms, important_mask, lineage_range,
+    validate_reasons, withhold_reasons,
+)
+from corridor.policy.tag import LINEAGE
+from corridor.schema import AvroSchema
+
+LINEAGE_OFFSET = "_lineage_offset"
+SEALED_PREFIX = "corridor.sealed."
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message for the corridor topic. ``offsets``: arrow format, the rows' source offsets."""
+
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]]
+    lineage: Lineage  # the record's; for an arrow batch, its first row's
+    offsets: tuple[int, ...] = ()
+
+    @property
+    def rows(self) -> int:
+        return len(self.offsets) if self.offsets else 1
+
+    def lineages(self) -> list[Lineage]:
+        if not self.offsets:
+            return [self.lineage]
+        return [Lineage(self.lineage.topic, self.lineage.partition, o) for o in self.offsets]
+
+
+@dataclass(frozen=True)
+class SideRecord:
+    """A withheld or quarantined record: the ORIGINAL bytes, and why it stayed home."""
+
+    lineage: Lineage
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Everything one batch produced. Counts always add up (see ``check``)."""
+
+    dataset: str
+    delivered: list[Delivery]
+    withheld: list[SideRecord]
+    quarantined: list[SideRecord]
+    egress_schemas_used: tuple[AvroSchema, ...]
+    processed_at_ms: int
+    inputs: int = field(default=0)
+
+    def counts(self) -> dict[str, int]:
+        """Records by outcome (an arrow Delivery counts its rows)."""
+        return {
+            Outcome.DELIVERED.value: sum(d.rows for d in self.delivered),
+            Outcome.WITHHELD.value: len(self.withheld),
+            Outcome.QUARANTINED.value: len(self.quarantined),
+        }
+
+    def outcomes(self) -> dict[Lineage, Outcome]:
+        """Outcome of every input lineage."""
+        out = {lin: Outcome.DELIVERED for d in self.delivered for lin in d.lineages()}
+        out.update((s.lineage, Outcome.WITHHELD) for s in self.withheld)
+        out.update((s.lineage, Outcome.QUARANTINED) for s in self.quarantined)
+        return out
+
+    def check(self) -> None:
+        """AssertionError unless every input lineage has exactly one outcome."""
+        total = sum(self.counts().values())
+        assert total == self.inputs, f"{total} outcomes for {self.inputs} messages"
+        assert len(self.outcomes()) == self.inputs, "a lineage has two outcomes"
+
+
+def process(
+    messages: Sequence[RawMessage], plan: CorridorPlan, dataset_plan: DatasetPlan, now_ms: int
+) -> BatchResult:
+    """Run one batch of *dataset_plan*'s source topic through the corridor (module docstring)."""
+    dp = dataset_plan
+    decoded = decode_avro([m.value for m in messages], plan.store, dp.schema)
+    quarantined = {i: f"decode: {reason}" for i, reason in decoded.errors}
+    batch, rows = decoded.batch, decoded.rows
+    invalid = validate_reasons(batch, dp.validate)
+    important = important_mask(batch, dp.important_when)
+    withheld = withhold_reasons(batch, dp.withhold, important, plan.admit, plan.name)
+    keep = np.ones(batch.num_rows, dtype=bool)
+    side_w: dict[int, str] = {}
+    for row, reason in invalid.items():
+        quarantined[rows[row]] = reason
+        keep[row] = False
+    for row, reason in withheld.items():
+        if keep[row]:
+            side_w[rows[row]] = reason
+            keep[row] = False
+    passed = batch.filter(pa.array(keep)) if not keep.all() else batch
+    positions = [r for r, k in zip(rows, keep.tolist()) if k]
+    if plan.format is WireFormat.ARROW:
+        delivered = _arrow(messages, positions, passed, plan, dp)
+    else:
+        delivered = _avro(messages, positions, passed, plan, dp)
+    return BatchResult(
+        dataset=dp.dataset,
+        delivered=delivered,
+        withheld=_side(messages, side_w),
+        quarantined=_side(messages, quarantined),
+        egress_schemas_used=(dp.egress,) if delivered else (),
+        processed_at_ms=now_ms,
+        inputs=len(messages),
+    )
+
+
+def _side(messages: Sequence[RawMessage], reasons: dict[int, str]) -> list[SideRecord]:
+    return [
+        SideRecord(messages[i].lineage, messages[i].key, messages[i].value, reasons[i])
+        for i in sorted(reasons)
+    ]
+
+
+def _context(plan: CorridorPlan, dp: DatasetPlan, lineage: str = "") -> TransformContext:
+    key = plan.pseudonym_key.reveal() if plan.pseudonym_key is not None else None
+    return TransformContext(
+        corridor=plan.name, dataset=dp.dataset, schema=dp.schema, cipher=plan.cipher,
+        pseudonym_key=key, arrow_format=plan.format is WireFormat.ARROW, lineage=lineage,
+    )
+
+
+def _avro(
+    messages: Sequence[RawMessage],
+    positions: list[int],
+    batch: pa.RecordBatch,
+    plan: CorridorPlan,
+    dp: DatasetPlan,
+) -> list[Delivery]:
+    if not positions:
+        return []
+    out = apply_transforms(batch, dp.transforms, _context(plan, dp)).batch
+    values = encode_avro(out, dp.egress)
+    constant = list(dp.headers)
+    deliveries = []
+    for i, value in zip(positions, values):
+        m = messages[i]
+        lin = m.lineage
+        headers = [*constant, (LINEAGE, f"{lin.topic}/{lin.partition}/{lin.offset}".encode())]
+        deliveries.append(Delivery(value, m.key, headers, lin))
+    return deliveries
+
+
+def _arrow(
+    messages: Sequence[RawMessage],
+    positions: list[int],
+    batch: pa.RecordBatch,
+    plan: CorridorPlan,
+    dp: DatasetPlan,
+) -> list[Delivery]:
+    groups: dict[tuple[str, int], list[int]] = {}
+    for row, i in enumerate(positions):
+        lin = messages[i].lineage
+        groups.setdefault((lin.topic, lin.partition), []).append(row)
+    deliveries = []
+    for (topic, partition), group in sorted(groups.items()):
+        offsets = tuple(messages[positions[r]].lineage.offset for r in group)
+        span = lineage_range(topic, partition, offsets)
+        part = batch.take(pa.array(group, pa.int64()))
+        done = apply_transforms(part, dp.transforms, _context(plan, dp, span))
+        out = done.batch.append_column(LINEAGE_OFFSET, pa.array(offsets, pa.int64()))
+        metadata = {b"corridor.lineage": span.encode()}
+        metadata.update((f"{SEALED_PREFIX}{p}".encode(), blob) for p, blob in done.sealed.items())
+        out = out.replace_schema_metadata(metadata)
+        headers = [*dp.headers, (LINEAGE, span.encode())]
+        first = Lineage(topic, partition, offsets[0])
+        key = f"{topic}/{partition}".encode()
+        deliveries.append(Delivery(to_ipc(out), key, headers, first, offsets))
+    return deliveries
