@@ -62,7 +62,7 @@ def endpoint_of(config: Config, zone: str) -> Endpoint:
 
 
 def _record(msg: Any) -> Record:
-    return Record(msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
+    return Record(msg.topic(), int(msg.partition()), int(msg.offset()), msg.key(), msg.value(),
                   tuple(msg.headers() or ()))
 
 
@@ -136,8 +136,10 @@ def read_to_end(endpoint: Endpoint, principal: Principal, topic: str,
                 raise KafkaUnavailable(f"{endpoint.zone}: reading {topic} did not reach its end "
                                        f"within {timeout_s:.0f}s (an open transaction?)")
             for msg in consumer.consume(1000, timeout=0.2):
-                if msg.error() is None and msg.offset() < targets[msg.partition()]:
-                    yield _record(msg)
+                if msg.error() is None:
+                    record = _record(msg)
+                    if record.offset < targets[record.partition]:
+                        yield record
     except KafkaException as exc:
         raise _kafka_error(endpoint, f"reading {topic}", exc) from None
     finally:
