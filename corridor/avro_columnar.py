@@ -17,6 +17,7 @@ out as a null piece: callers decide whether that is an error (encode) or a misma
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -176,6 +177,7 @@ def _blocks(arr: pa.Array, values: pa.Array, keys: pa.Array | None, t: Any) -> p
 def _decimal(arr: pa.Array, kind: str, t: dict[str, Any]) -> pa.Array:
     """Big-endian two's complement of the unscaled value (decimal128 buffers are LE)."""
     n = len(arr)
+    arr = _within_precision(arr)
     buf = arr.buffers()[1]
     le = np.frombuffer(buf, dtype=np.uint8)[arr.offset * 16 : (arr.offset + n) * 16]
     be = le.reshape(n, 16)[:, ::-1]
@@ -200,6 +202,17 @@ def _decimal(arr: pa.Array, kind: str, t: dict[str, Any]) -> pa.Array:
     data = _binary(offsets, be[keep])
     pieces = pc.binary_join_element_wise(varints(lengths), data, _SEP)
     return _nulls_where(arr, pieces)
+
+
+def _within_precision(arr: pa.Array) -> pa.Array:
+    """``arr`` with nulls where a value has more digits than its type's precision allows."""
+    p, s = arr.type.precision, arr.type.scale
+    wide = pa.decimal128(38, s)
+    bound = pa.scalar(Decimal(10**p).scaleb(-s), wide)
+    fits = pc.less(pc.abs(arr.cast(wide)), bound)
+    if pc.all(fits).as_py() is not False:
+        return arr
+    return pc.if_else(fits, arr, pa.scalar(None, arr.type))
 
 
 def encode_bodies(batch: pa.RecordBatch, expanded: dict[str, Any]) -> pa.Array:

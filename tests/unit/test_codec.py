@@ -254,3 +254,44 @@ def test_property_garbage_never_crashes_and_is_accounted(items: list[Any], tail:
         value = values[i]
         assert value is not None and value in good  # garbage never decodes as a record
         assert row == pa.RecordBatch.from_pylist(_fastavro_rows(s, [value]), schema=s.arrow).to_pylist()[0]
+
+
+def test_encode_refuses_decimals_beyond_their_precision() -> None:
+    s = one_field({"type": "bytes", "logicalType": "decimal", "precision": 3, "scale": 1}, "Dec")
+    wide = pa.array([Decimal("12.5"), Decimal("500.0")], pa.decimal128(38, 1))
+    batch = pa.RecordBatch.from_arrays([wide.cast(pa.decimal128(3, 1), safe=False)], ["v"])
+    with pytest.raises(SchemaError, match="row 1 cannot be encoded"):
+        encode_avro(batch, s)
+
+
+def test_nullable_enums_and_maps_take_the_strict_path() -> None:
+    assert decode_strategy(one_field(["null", ENUM], "NE")) == "strict"
+    assert decode_strategy(one_field({"type": "map", "values": "int"}, "M")) == "strict"
+    assert decode_strategy(parse_schema(SHIPMENT_LIKE)) == "native"
+
+
+_shipments = st.fixed_dictionaries({
+    "shipment_id": st.text(max_size=30),
+    "declarant": st.text(max_size=10),
+    "contact_email": st.none() | st.text(max_size=10),
+    "declared_value": st.floats(allow_nan=False),
+    "weight_kg": st.none() | st.floats(allow_nan=False),
+    "currency": st.sampled_from(["HKD", "EUR", "USD"]),
+    "location": st.fixed_dictionaries({"port": st.text(max_size=5), "country": st.text(max_size=2)}),
+    "consent": st.booleans(),
+    "pieces": st.none() | st.integers(-(1 << 31), (1 << 31) - 1),
+    "declared_at": st.integers(-(10**13), 10**14),  # fastavro: datetime range
+})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_shipments, min_size=17, max_size=60))
+def test_property_native_path_equals_fastavro(records: list[dict[str, Any]]) -> None:
+    s = parse_schema(SHIPMENT_LIKE)
+    values = [frame(s.fingerprint, body(s.parsed, r)) for r in records]
+    stats: dict[str, int] = {}
+    got = decode_avro(values, SchemaStore([s]), s, stats=stats)
+    assert not got.errors and stats["native"] == len(values)
+    expected = pa.RecordBatch.from_pylist(_fastavro_rows(s, values), schema=s.arrow)
+    assert got.batch.equals(expected.cast(s.arrow)) or got.batch.to_pylist() == expected.to_pylist()
+    assert encode_avro(got.batch, s) == values
