@@ -20,6 +20,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.zones", "zones"),
     ("corridor.commands.validate", "validate"),
     ("corridor.commands.provision", "provision"),
+    ("corridor.commands.generate", "generate"),
+    ("corridor.commands.tail", "tail"),
 ]
 
 

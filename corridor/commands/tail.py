@@ -1,0 +1,53 @@
+"""`corridor tail`: print decoded corridor records with their residency tags."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import click
+
+from corridor.config import load_config
+from corridor.kafka.io import endpoint_of
+from corridor.keys.local import LocalKeyring
+from corridor.sdk import CorridorConsumer, CorridorRecord
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "base64:" + base64.b64encode(value).decode()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def render(record: CorridorRecord) -> str:
+    """One JSON line: lineage, residency tags, value (bytes as ``base64:...``)."""
+    return json.dumps({"lineage": record.lineage, "tags": record.headers, "value": record.value},
+                      default=_plain, ensure_ascii=False)
+
+
+@click.command()
+@click.argument("topic")
+@click.option("--zone", required=True, help="Zone (cluster) the topic is in: the destination.")
+@click.option("--max", "max_records", default=None, type=click.IntRange(1),
+              help="Stop after this many records (default: follow).")
+@click.option("--idle", default=None, type=float,
+              help="Stop once nothing arrived for this many seconds.")
+@click.option("--keys", "keys_dir", default=None, type=click.Path(file_okay=False),
+              help="Keyring folder holding the zone's KEK: decrypt encrypted fields.")
+@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
+              type=click.Path(dir_okay=False))
+def tail(topic: str, zone: str, max_records: int | None, idle: float | None,
+         keys_dir: str | None, config_path: str) -> None:
+    """Print the records of TOPIC, one JSON line each, from the beginning."""
+    endpoint = endpoint_of(load_config(config_path), zone)
+    keyring = LocalKeyring(keys_dir) if keys_dir else None
+    with CorridorConsumer(endpoint, topic, keyring=keyring) as consumer:
+        for record in consumer.records(max_records, idle):
+            click.echo(render(record))
