@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -47,9 +48,12 @@ LINEAGE_OFFSET = "_lineage_offset"
 SEALED_PREFIX = "corridor.sealed."
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One message for the corridor topic. ``offsets``: arrow format, the rows' source offsets."""
+class Delivery(NamedTuple):
+    """One message for the corridor topic. ``offsets``: arrow format, the rows' source offsets.
+
+    An immutable NamedTuple rather than a frozen dataclass: one is built per
+    delivered record, and a tuple is several times cheaper to build.
+    """
 
     value: bytes
     key: bytes | None
@@ -67,8 +71,7 @@ class Delivery:
         return [Lineage(self.lineage.topic, self.lineage.partition, o) for o in self.offsets]
 
 
-@dataclass(frozen=True)
-class SideRecord:
+class SideRecord(NamedTuple):
     """A withheld or quarantined record: the ORIGINAL bytes, and why it stayed home."""
 
     lineage: Lineage
