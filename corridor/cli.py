@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.provision", "provision"),
     ("corridor.commands.generate", "generate"),
     ("corridor.commands.tail", "tail"),
+    ("corridor.commands.verify", "verify"),
 ]
 
 

@@ -1,0 +1,80 @@
+"""`corridor verify`: check that every committed source record has exactly one outcome."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from corridor.config import load_config
+from corridor.errors import ConfigError
+from corridor.kafka.verify_reader import VerifyInput, read_verify_input
+from corridor.verify import VerifyReport
+from corridor.zones import local
+
+SHOWN = 10  # lineages listed per kind of violation; the counts are always complete
+
+
+@click.command()
+@click.option("--corridor", "name", required=True, help="Corridor name, e.g. hk-eu.")
+@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
+              type=click.Path(dir_okay=False))
+def verify(name: str, config_path: str) -> None:
+    """Check the accounting invariant of corridor NAME (DESIGN section 9).
+
+    Every source record below the committed position must appear exactly once
+    in exactly one of delivered, withheld or quarantined. Prints totals per
+    outcome and reason, duplicates, missing records and gaps; exits 1 on any
+    violation, 0 when the invariant holds.
+    """
+    config = load_config(config_path)
+    if name not in config.corridors:
+        raise ConfigError(config_path, None, f"corridors.{name}", "no such corridor")
+    console = Console(stderr=False)
+    with console.status("reading topics") as status:
+        found = read_verify_input(config, config.corridors[name], local.credentials().admin,
+                                  lambda text: status.update(text))
+    report = found.check()
+    show(console, name, report, found)
+    sys.exit(0 if report.ok and not found.unreadable else 1)
+
+
+def show(console: Console, name: str, report: VerifyReport, found: VerifyInput) -> None:
+    table = Table(title=f"corridor {name}: accounting", show_header=True)
+    table.add_column("outcome")
+    table.add_column("reason")
+    table.add_column("records", justify="right")
+    table.add_row("source (committed)", "", str(report.source))
+    table.add_row("delivered", "", str(report.delivered))
+    for outcome, reasons in (("withheld", report.withheld_by_reason),
+                             ("quarantined", report.quarantined_by_reason)):
+        table.add_row(outcome, "", str(getattr(report, outcome)))
+        for reason, count in list(reasons.items())[:SHOWN]:
+            table.add_row("", reason[:80], str(count))
+        if len(reasons) > SHOWN:
+            table.add_row("", f"... {len(reasons) - SHOWN} more reasons", "")
+    table.add_row("pending (not yet committed)", "", str(report.pending))
+    table.add_row("ahead of the committed position", "", str(report.ahead))
+    table.add_row("withheld/quarantine rewrites", "", str(report.side_rewrites))
+    table.add_row("expired from the source", "", str(report.expired))
+    console.print(table)
+    for gap in report.gaps:
+        console.print(f"gap ({gap.kind}): {gap.topic}/{gap.partition} offsets "
+                      f"{gap.start}..{gap.end - 1} were gone before the corridor read them")
+    problems = [("missing (lost)", [str(x) for x in report.missing]),
+                ("delivered twice", [str(x) for x in report.delivered_duplicates]),
+                ("in two outcomes", [str(x) for x in report.conflicts]),
+                ("not a source record", list(report.unknown)),
+                ("unreadable corridor messages", found.unreadable)]
+    for label, items in problems:
+        if items:
+            more = f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else ""
+            console.print(f"[red]{label}: {len(items)}[/red]: {', '.join(items[:SHOWN])}{more}")
+    if report.ok and not found.unreadable:
+        console.print(f"[green]OK[/green]: {report.source} committed source records, each in "
+                      "exactly one outcome")
+    else:
+        console.print(f"[red]VIOLATED[/red]: {report.violations() + len(found.unreadable)} "
+                      "problems")

@@ -1,0 +1,112 @@
+"""Reads what `corridor verify` checks, from the real topics of one corridor.
+
+Order matters for a running corridor: committed offsets are read FIRST, then
+the outcome topics, then the sources. Outcomes read later can only be ahead
+of the committed position (counted as "ahead", not a violation), never
+behind it; a source read last holds every record below that position.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from corridor import topics
+from corridor.codec import from_ipc
+from corridor.config import Config, Corridor
+from corridor.errors import DecodeError
+from corridor.kafka.clients import Endpoint
+from corridor.kafka.io import endpoint_of, read_to_end, watermarks
+from corridor.kafka.offsets import OffsetReader
+from corridor.model import Lineage
+from corridor.pipeline import LINEAGE_OFFSET
+from corridor.verify import Gap, VerifyReport, verify
+from corridor.zones.credentials import Principal
+
+LINEAGE = "corridor-lineage"
+REASON = "corridor-reason"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class VerifyInput:
+    """Everything ``corridor.verify.verify`` needs, as read from the clusters."""
+
+    source: list[Lineage] = field(default_factory=list)
+    committed: dict[tuple[str, int], int] = field(default_factory=dict)
+    log_start: dict[tuple[str, int], int] = field(default_factory=dict)
+    delivered: list[str] = field(default_factory=list)
+    withheld: list[tuple[str, str]] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # corridor messages that do not parse
+
+    def check(self) -> VerifyReport:
+        return verify(self.source, self.committed, self.delivered, self.withheld,
+                      self.quarantined, self.gaps, self.log_start)
+
+
+def _delivered_lineages(value: bytes | None, header: str | None) -> list[str]:
+    """Lineages one corridor message carries: its header (avro), or one per row (arrow)."""
+    if value is not None and value[:2] == b"\xc3\x01":
+        return [header] if header else []
+    if header is None or value is None:
+        return []
+    source = header.rsplit("/", 1)[0]
+    batch = from_ipc(value)
+    offsets = batch.column(batch.schema.get_field_index(LINEAGE_OFFSET)).to_pylist()
+    return [f"{source}/{o}" for o in offsets]
+
+
+def _side(endpoint: Endpoint, principal: Principal, topic: str) -> list[tuple[str, str]]:
+    out = []
+    for rec in read_to_end(endpoint, principal, topic):
+        if rec.key is not None and rec.value is not None:  # a tombstone deletes, it is no outcome
+            out.append((rec.key.decode("utf-8", errors="replace"), rec.header(REASON) or ""))
+    return out
+
+
+def _gap_events(endpoint: Endpoint, principal: Principal, corridor: str) -> list[Gap]:
+    gaps = []
+    for rec in read_to_end(endpoint, principal, topics.audit(endpoint.zone)):
+        try:
+            event = json.loads(rec.value or b"null")
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "gap" \
+                and event.get("corridor") == corridor:
+            gaps.append(Gap(str(event["topic"]), int(event["partition"]), int(event["from"]),
+                            int(event["to"])))
+    return gaps
+
+
+def read_verify_input(config: Config, corridor: Corridor, principal: Principal,
+                      progress: Progress = lambda _: None) -> VerifyInput:
+    """Read offsets, outcomes and sources of ``corridor`` (see the module docstring)."""
+    origin, dest = endpoint_of(config, corridor.origin), endpoint_of(config, corridor.destination)
+    sources = [topics.outbound(corridor.origin, d) for d in corridor.datasets]
+    found = VerifyInput()
+    marks = {t: watermarks(origin, principal, t) for t in sources}
+    progress(f"reading committed offsets from {dest.zone}/{topics.OFFSETS}")
+    reader = OffsetReader(dest, principal, corridor.name, timeout_s=60.0)
+    pairs = [(t, p) for t in sources for p in marks[t]]
+    found.committed = reader.read(pairs, reader.partitions())
+    for ds in corridor.datasets:
+        topic = topics.corridor_topic(corridor.origin, corridor.destination, ds)
+        progress(f"reading {dest.zone}/{topic}")
+        for rec in read_to_end(dest, principal, topic):
+            try:
+                found.delivered.extend(_delivered_lineages(rec.value, rec.header(LINEAGE)))
+            except DecodeError:
+                found.unreadable.append(f"{topic}/{rec.partition}/{rec.offset}")
+    progress(f"reading {origin.zone}/{topics.withheld(corridor)}, quarantine and audit")
+    found.withheld = _side(origin, principal, topics.withheld(corridor))
+    found.quarantined = _side(origin, principal, topics.quarantine(corridor))
+    found.gaps = _gap_events(origin, principal, corridor.name)
+    for topic in sources:
+        progress(f"reading {origin.zone}/{topic}")
+        found.log_start.update({(topic, p): low for p, (low, _) in marks[topic].items()})
+        found.source.extend(Lineage(r.topic, r.partition, r.offset)
+                            for r in read_to_end(origin, principal, topic))
+    return found
