@@ -56,8 +56,8 @@ def varints(values: np.ndarray) -> pa.Array:
         return _binary(offsets, u.astype(np.uint8))
     cols = np.empty((len(u), width), dtype=np.uint8)
     for k in range(width):
-        more = (nbytes > k + 1).astype(np.uint8) << 7
-        cols[:, k] = ((u >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8) | more
+        cont = (nbytes > k + 1).astype(np.uint8) << 7
+        cols[:, k] = ((u >> np.uint64(7 * k)) & np.uint64(0x7F)).astype(np.uint8) | cont
     return _binary(offsets, cols[np.arange(width) < nbytes[:, None]])
 
 

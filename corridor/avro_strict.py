@@ -14,8 +14,9 @@ as lists of (key, value) tuples.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from corridor.schema import union_branches
 

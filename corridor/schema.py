@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import fastavro
 import fastavro.schema as fschema
@@ -129,8 +130,8 @@ def parse_schema(obj: dict[str, Any], *, source: str = "<schema>") -> AvroSchema
     if not isinstance(obj, dict) or obj.get("type") != "record":
         raise SchemaError(f"{source}: a dataset schema must be an Avro record")
     try:
-        parsed = fastavro.parse_schema(copy.deepcopy(obj))
-        expanded = fschema.expand_schema(copy.deepcopy(obj))
+        parsed: Any = fastavro.parse_schema(copy.deepcopy(obj))
+        expanded: dict[str, Any] = fschema.expand_schema(copy.deepcopy(obj))  # type: ignore[assignment]
     except RecursionError as exc:
         raise SchemaError(f"{source}: recursive schemas are not supported") from exc
     except (fschema.SchemaParseException, fschema.UnknownType, ValueError, TypeError) as exc:
@@ -206,8 +207,8 @@ def union_branches(t: list[Any]) -> tuple[int | None, Any]:
 def arrow_type(t: Any) -> pa.DataType:
     """Arrow type of an expanded Avro type (see the module docstring for the mapping)."""
     if isinstance(t, str):
-        if t not in _PRIMITIVES:
-            raise SchemaError(f"unknown Avro type {t!r}")
+        if t not in _PRIMITIVES:  # fastavro refused unknown names: this one is recursive
+            raise SchemaError(f"recursive reference to {t!r}: recursive schemas are not supported")
         return _PRIMITIVES[t]
     if isinstance(t, list):
         return arrow_type(union_branches(t)[1])

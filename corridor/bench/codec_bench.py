@@ -13,8 +13,9 @@ import argparse
 import io
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import fastavro
 import pyarrow as pa
@@ -53,7 +54,7 @@ def _schema() -> AvroSchema:
 
 def _value(t: Any, rng: random.Random, name: str) -> Any:
     if isinstance(t, list):
-        branch = [b for b in t if b != "null"][0]
+        branch = next(b for b in t if b != "null")
         return None if rng.random() < 0.2 else _value(branch, rng, name)
     if isinstance(t, dict):
         if t["type"] == "record":

@@ -10,7 +10,6 @@ import fastavro
 import fastavro.schema as fschema
 import pyarrow as pa
 import pytest
-from tests.unit.avro_samples import ALL_TYPES, SHIPMENT_LIKE
 
 from corridor.errors import DecodeError, SchemaError
 from corridor.schema import (
@@ -26,6 +25,7 @@ from corridor.schema import (
     parse_schema,
     unframe,
 )
+from tests.unit.avro_samples import ALL_TYPES, SHIPMENT_LIKE
 
 
 def _spec_crc64(data: bytes) -> int:
@@ -142,7 +142,7 @@ def test_egress_schema_types_and_attributes() -> None:
     assert fields["shipment_id"]["type"] == "string"
     assert fields["declarant"]["corridor.transform"] == "encrypt"
     assert fields["contact_email"]["corridor.original"] == ["null", "string"]
-    port = [f for f in fields["location"]["type"]["fields"] if f["name"] == "port"][0]
+    port = next(f for f in fields["location"]["type"]["fields"] if f["name"] == "port")
     assert port["corridor.transform"] == "mask" and port["type"] == "string"
     assert e.name.startswith("test.trade.corridor_egress_") and e.name.endswith(".shipment")
     assert e.arrow.field("declarant").type == pa.binary()
@@ -184,3 +184,10 @@ def test_store() -> None:
     store.add(s)
     store.add(s)
     assert store.get(s.fingerprint) is s and len(store) == 1
+
+
+def test_recursive_schemas_are_refused() -> None:
+    linked = {"type": "record", "name": "Node", "fields": [
+        {"name": "next", "type": ["null", "Node"]}]}
+    with pytest.raises(SchemaError, match="recursive"):
+        parse_schema(linked)
