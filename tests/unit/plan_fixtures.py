@@ -1,0 +1,78 @@
+"""A small corridor file, a fixed data key and messages, shared by the plan/policy/pipeline tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from corridor.config import Config, load_config
+from corridor.crypto import DataKey, FieldCipher, new_data_key
+from corridor.model import Lineage, RawMessage
+from corridor.plan import CorridorPlan, build_plan
+
+REPO = Path(__file__).resolve().parents[2]
+SHIP = REPO / "schemas" / "trade" / "shipment.avsc"
+SECRET = b"test pseudonym secret, fixed...."
+
+CONFIG = f"""\
+zones:
+  hk: {{bootstrap: 127.0.0.1:19092, jurisdiction: HK}}
+  eu: {{bootstrap: 127.0.0.1:29092, jurisdiction: EU}}
+  asean: {{bootstrap: 127.0.0.1:39092, jurisdiction: SG}}
+datasets:
+  trade.shipment:
+    schema: {SHIP}
+    fields:
+      contact_name: personal
+      contact_email: personal
+      national_id: sensitive
+      hs_code: public
+    record_class: {{field: category, important_when: "category in ['strategic', 'dual_use']"}}
+    validate: ["declared_value >= 0"]
+corridors:
+  hk-eu:
+    from: hk
+    to: eu
+    datasets: [trade.shipment]
+    legal_basis: DEPA
+    admit: [normal]
+    withhold: "consent == false or category == 'strategic'"
+    transform:
+      contact_name: pseudonymize
+      contact_email: encrypt
+      national_id: drop
+      location.port: mask
+  hk-asean:
+    from: hk
+    to: asean
+    datasets: [trade.shipment]
+    legal_basis: PDPO-RMCC
+    format: arrow
+    withhold: "consent == false"
+    transform:
+      contact_name: pseudonymize
+      contact_email: encrypt-deterministic
+      national_id: encrypt
+      location.port: drop
+"""
+
+
+def load(tmp_path: Path) -> Config:
+    path = tmp_path / "corridors.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return load_config(path)
+
+
+def data_key(corridor: str, seed: int = 7) -> DataKey:
+    return new_data_key(corridor, 1, random=lambda n: bytes([seed]) * n, clock=lambda: 0.0)
+
+
+def plan_for(config: Config, corridor: str) -> CorridorPlan:
+    return build_plan(config, corridor, FieldCipher(data_key(corridor)), SECRET)
+
+
+def messages(topic: str, values: list[bytes | None], partitions: int = 3) -> list[RawMessage]:
+    """Messages of *topic*, spread round-robin over partitions, with keys."""
+    return [
+        RawMessage(Lineage(topic, i % partitions, 100 + i // partitions), v, f"k{i}".encode())
+        for i, v in enumerate(values)
+    ]
