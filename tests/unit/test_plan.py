@@ -115,4 +115,4 @@ def test_pseudonym_keys_per_corridor(tmp_path: Path) -> None:
     assert a1.pseudonym_key == a2.pseudonym_key  # stable
     assert a1.pseudonym_key != b.pseudonym_key  # different across corridors, same master secret
     assert a1.pseudonym_key.reveal() != SECRET  # derived, not the master secret
-    assert "pseudonym_key" not in repr(a1) and "SecretBytes" not in repr(a1)
+    assert a1.pseudonym_key.reveal().hex() not in repr(a1) and "SecretBytes" not in repr(a1)
