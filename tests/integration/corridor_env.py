@@ -1,0 +1,73 @@
+"""A throwaway corridor for one test: unique zone names on the real clusters.
+
+Zone names are fresh (``o<hex>`` on hk's cluster, ``d<hex>`` on eu's), so every
+topic the corridor uses is unique to the test; only ``_corridor.*`` topics are
+shared with other users of the destination cluster, and they are keyed by
+corridor, fingerprint or key id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from corridor.config import Config, load_config
+from corridor.kafka import admin as kadmin
+from corridor.topics import topic_plan
+
+REPO = Path(__file__).resolve().parents[2]
+
+TEMPLATE = """\
+zones:
+  {origin}: {{bootstrap: "{ob}", jurisdiction: HK, keys: {{provider: local, path: "{keys}"}}}}
+  {dest}: {{bootstrap: "{db}", jurisdiction: EU, keys: {{provider: local, path: "{keys}"}}}}
+datasets:
+  trade.shipment:
+    schema: {repo}/schemas/trade/shipment.avsc
+    fields: {{contact_name: personal, contact_email: personal, national_id: sensitive,
+              category: public}}
+    validate: ["declared_value >= 0"]
+corridors:
+  {name}:
+    from: {origin}
+    to: {dest}
+    datasets: [trade.shipment]
+    legal_basis: TEST-BASIS
+    format: {fmt}
+    withhold: "consent == false"
+    transform: {{national_id: drop, contact_email: encrypt}}
+"""
+
+
+@dataclass
+class CorridorEnv:
+    path: Path
+    config: Config
+    name: str
+    origin: str
+    dest: str
+    keys: Path
+
+    @property
+    def corridor(self):  # -> Corridor
+        return self.config.corridors[self.name]
+
+
+def make_corridor(zones, tmp_path: Path, fmt: str = "avro") -> CorridorEnv:
+    tag = uuid.uuid4().hex[:8]
+    origin, dest, name = f"o{tag}", f"d{tag}", f"c{tag}"
+    keys = tmp_path / "keys"
+    text = TEMPLATE.format(origin=origin, dest=dest, name=name, fmt=fmt, keys=keys, repo=REPO,
+                           ob=zones.endpoint("hk").bootstrap, db=zones.endpoint("eu").bootstrap)
+    path = tmp_path / "corridors.yaml"
+    path.write_text(text)
+    return CorridorEnv(path, load_config(path), name, origin, dest, keys)
+
+
+def drop_topics(zones, env: CorridorEnv) -> None:
+    """Delete the test's own topics (never the shared ``_corridor.*`` ones)."""
+    cluster = {env.origin: "hk", env.dest: "eu"}
+    for plan in topic_plan(env.config):
+        if env.origin in plan.name or env.dest in plan.name:
+            kadmin.delete_topics(zones.admin(cluster[plan.zone]), [plan.name])
