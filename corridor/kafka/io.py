@@ -28,6 +28,7 @@ from confluent_kafka import (
 from corridor.config import Config
 from corridor.errors import ConfigError, KafkaUnavailable
 from corridor.kafka.clients import Endpoint, client_config
+from corridor.kafka.sink import OutMessage
 from corridor.zones.credentials import Principal
 
 METADATA_TIMEOUT_S = 30.0
@@ -257,13 +258,14 @@ class TransactionalWriter:
         }))
         self.producer.init_transactions(30)
 
-    def write(self, records: Sequence[tuple[str, bytes | None, bytes | None,
-                                             Sequence[tuple[str, bytes]]]],
-              commit: bool = True) -> None:
-        """(topic, key, value, headers) records, committed (or aborted) together."""
+    def write(self, messages: Sequence[OutMessage], commit: bool = True) -> None:
+        """Produce ``messages`` in one transaction, then commit it (or abort it)."""
         self.producer.begin_transaction()
-        for topic, key, value, headers in records:
-            self.producer.produce(topic, value, key=key, headers=list(headers) or None)
+        for m in messages:
+            kwargs: dict[str, Any] = {"key": m.key, "headers": m.headers or None}
+            if m.partition is not None:
+                kwargs["partition"] = m.partition
+            self.producer.produce(m.topic, m.value, **kwargs)
         if commit:
             self.producer.commit_transaction(30)
         else:

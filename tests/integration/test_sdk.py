@@ -11,6 +11,7 @@ from corridor.codec import decode_avro
 from corridor.crypto import KeyRing
 from corridor.errors import SchemaError, WrongKey
 from corridor.kafka.io import TransactionalWriter, endpoint_of, read_to_end
+from corridor.kafka.sink import OutMessage
 from corridor.keys.local import LocalKeyring
 from corridor.model import Lineage, RawMessage
 from corridor.plan import build_plan
@@ -66,9 +67,10 @@ def _deliver(env, zones, rows):
     source = topics.outbound(env.origin, DATASET)
     messages = [RawMessage(Lineage(source, 0, i), producer.encode(r)) for i, r in enumerate(rows)]
     result = pipeline.process(messages, plan, dp, now_ms=0)
-    out = [(topics.SCHEMAS, dp.egress.fingerprint.hex().encode(), json.dumps(dp.egress.raw).encode(), []),
-           (topics.KEYS, key.key_id.encode(), provider.wrap(key, kek_zone).to_json(), [])]
-    out += [(dp.destination_topic, d.key, d.value, d.headers) for d in result.delivered]
+    out = [OutMessage(topics.SCHEMAS, json.dumps(dp.egress.raw).encode(),
+                      dp.egress.fingerprint.hex().encode()),
+           OutMessage(topics.KEYS, provider.wrap(key, kek_zone).to_json(), key.key_id.encode())]
+    out += [OutMessage(dp.destination_topic, d.value, d.key, d.headers) for d in result.delivered]
     writer = TransactionalWriter(endpoint_of(env.config, env.dest), zones.credentials.admin,
                                  f"test-{env.name}")
     writer.write(out)
