@@ -109,3 +109,25 @@ def test_consumer_decodes_tags_and_decrypts(env, zones) -> None:
     other.init(env.dest)
     with CorridorConsumer(env.config, topic, keyring=other) as consumer, pytest.raises(WrongKey):
         list(consumer.records(max_records=1, idle_timeout_s=20))
+
+
+def test_arrow_batches_become_rows_with_lineage_and_decrypted_columns(zones, tmp_path) -> None:
+    from corridor.commands.provision import provision_topics
+
+    env = make_corridor(zones, tmp_path, fmt="arrow")
+    provision_topics(str(env.path), 2)
+    try:
+        rows = generate_rows(DATASET, 25, seed=11, withheld_share=0.0)
+        for r in rows:
+            r["consent"] = True
+        result, provider = _deliver(env, zones, rows)
+        assert len(result.delivered) == 1  # one IPC batch for the one source partition
+        topic = topics.corridor_topic(env.origin, env.dest, DATASET)
+        with CorridorConsumer(env.config, topic, keyring=provider) as consumer:
+            got = list(consumer.records(max_records=25, idle_timeout_s=20))
+        source = topics.outbound(env.origin, DATASET)
+        assert [r.lineage for r in got] == [f"{source}/0/{i}" for i in range(25)]
+        assert [r.value["contact_email"] for r in got] == [r["contact_email"] for r in rows]
+        assert all("national_id" not in r.value for r in got)
+    finally:
+        drop_topics(zones, env)
