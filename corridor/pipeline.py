@@ -38,8 +38,12 @@ from corridor.config import WireFormat
 from corridor.model import Lineage, Outcome, RawMessage
 from corridor.plan import CorridorPlan, DatasetPlan
 from corridor.policy import (
-    TransformContext, apply_transforms, important_mask, lineage_range,
-    validate_reasons, withhold_reasons,
+    TransformContext,
+    apply_transforms,
+    important_mask,
+    lineage_range,
+    validate_reasons,
+    withhold_reasons,
 )
 from corridor.policy.tag import LINEAGE
 from corridor.schema import AvroSchema
@@ -161,8 +165,13 @@ def _side(messages: Sequence[RawMessage], reasons: dict[int, str]) -> list[SideR
 def _context(plan: CorridorPlan, dp: DatasetPlan, lineage: str = "") -> TransformContext:
     key = plan.pseudonym_key.reveal() if plan.pseudonym_key is not None else None
     return TransformContext(
-        corridor=plan.name, dataset=dp.dataset, schema=dp.schema, cipher=plan.cipher,
-        pseudonym_key=key, arrow_format=plan.format is WireFormat.ARROW, lineage=lineage,
+        corridor=plan.name,
+        dataset=dp.dataset,
+        schema=dp.schema,
+        cipher=plan.cipher,
+        pseudonym_key=key,
+        arrow_format=plan.format is WireFormat.ARROW,
+        lineage=lineage,
     )
 
 

@@ -35,7 +35,13 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from corridor.config import (
-    Config, Corridor, Dataset, FieldClass, RecordKind, Transform, WireFormat,
+    Config,
+    Corridor,
+    Dataset,
+    FieldClass,
+    RecordKind,
+    Transform,
+    WireFormat,
 )
 from corridor.config_datasets import field_paths
 from corridor.crypto import FieldCipher, KeyRing, SecretBytes
@@ -82,7 +88,9 @@ class CorridorPlan:
     format: WireFormat
     admit: frozenset[RecordKind]
     datasets: Mapping[str, DatasetPlan]
-    store: SchemaStore = field(repr=False)  # every dataset schema of the config: better decode reasons
+    store: SchemaStore = field(
+        repr=False
+    )  # every dataset schema of the config: better decode reasons
     cipher: FieldCipher | None = field(repr=False, default=None)
     pseudonym_key: SecretBytes | None = field(repr=False, default=None)
 
@@ -192,11 +200,13 @@ def classification(dataset: Dataset, transforms: Mapping[str, Transform]) -> Fie
     """Highest class of the fields left after drops (see the module docstring)."""
     dropped = [p for p, t in transforms.items() if t is Transform.DROP]
     present = [
-        p for p in field_paths(dataset.schema.raw)
+        p
+        for p in field_paths(dataset.schema.raw)
         if not any(p == d or p.startswith(d + ".") for d in dropped)
     ]
-    return max((dataset.class_of(p) for p in present), key=lambda c: c.rank,
-               default=FieldClass.PUBLIC)
+    return max(
+        (dataset.class_of(p) for p in present), key=lambda c: c.rank, default=FieldClass.PUBLIC
+    )
 
 
 def _headers(

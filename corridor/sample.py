@@ -15,30 +15,92 @@ from __future__ import annotations
 
 import io
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import fastavro
 
 from corridor.schema import AvroSchema, frame, load_schema
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
-_EPOCH = datetime(2025, 3, 1, tzinfo=timezone.utc)
-_FIRST = ["Wing", "Mei", "Ka Ho", "Siew Ling", "Anna", "Lukas", "Nguyen", "Arjun", "Sofia", "Hiroshi",
-          "Chloé", "Jörg", "Putri", "Somchai", "Li Na", "Marco", "Aisyah", "Tomás"]
-_LAST = ["Chan", "Wong", "Lee", "Tan", "Lim", "Müller", "Schmidt", "Tran", "Sharma", "Rossi",
-         "Dubois", "Sato", "Santoso", "Srisuk", "Zhang", "García", "Rahman", "Novak"]
-_DECLARANTS = ["Pearl Delta Logistics Ltd", "Kowloon Freight Co", "Lion City Traders Pte",
-               "Rhine Import GmbH", "Saigon Export JSC", "Andaman Shipping Co", "Lantau Components",
-               "Baltic Forwarding BV", "Selangor Electronics Sdn Bhd", "Bangkok Agri Export"]
-_GOODS = [("851712", "smartphones"), ("847130", "laptop computers"), ("080450", "fresh mangoes"),
-          ("090111", "green coffee beans"), ("300490", "packaged medicines"),
-          ("854231", "integrated circuits, processors"), ("880240", "aircraft parts"),
-          ("610910", "cotton t-shirts"), ("940360", "wooden furniture"), ("281511", "caustic soda")]
-_PORTS = [("HKHKG", "HK"), ("SGSIN", "SG"), ("NLRTM", "NL"), ("DEHAM", "DE"), ("VNSGN", "VN"),
-          ("MYPKG", "MY"), ("THLCH", "TH"), ("CNSZX", "CN")]
+_EPOCH = datetime(2025, 3, 1, tzinfo=UTC)
+_FIRST = [
+    "Wing",
+    "Mei",
+    "Ka Ho",
+    "Siew Ling",
+    "Anna",
+    "Lukas",
+    "Nguyen",
+    "Arjun",
+    "Sofia",
+    "Hiroshi",
+    "Chloé",
+    "Jörg",
+    "Putri",
+    "Somchai",
+    "Li Na",
+    "Marco",
+    "Aisyah",
+    "Tomás",
+]
+_LAST = [
+    "Chan",
+    "Wong",
+    "Lee",
+    "Tan",
+    "Lim",
+    "Müller",
+    "Schmidt",
+    "Tran",
+    "Sharma",
+    "Rossi",
+    "Dubois",
+    "Sato",
+    "Santoso",
+    "Srisuk",
+    "Zhang",
+    "García",
+    "Rahman",
+    "Novak",
+]
+_DECLARANTS = [
+    "Pearl Delta Logistics Ltd",
+    "Kowloon Freight Co",
+    "Lion City Traders Pte",
+    "Rhine Import GmbH",
+    "Saigon Export JSC",
+    "Andaman Shipping Co",
+    "Lantau Components",
+    "Baltic Forwarding BV",
+    "Selangor Electronics Sdn Bhd",
+    "Bangkok Agri Export",
+]
+_GOODS = [
+    ("851712", "smartphones"),
+    ("847130", "laptop computers"),
+    ("080450", "fresh mangoes"),
+    ("090111", "green coffee beans"),
+    ("300490", "packaged medicines"),
+    ("854231", "integrated circuits, processors"),
+    ("880240", "aircraft parts"),
+    ("610910", "cotton t-shirts"),
+    ("940360", "wooden furniture"),
+    ("281511", "caustic soda"),
+]
+_PORTS = [
+    ("HKHKG", "HK"),
+    ("SGSIN", "SG"),
+    ("NLRTM", "NL"),
+    ("DEHAM", "DE"),
+    ("VNSGN", "VN"),
+    ("MYPKG", "MY"),
+    ("THLCH", "TH"),
+    ("CNSZX", "CN"),
+]
 _COUNTRIES = ["HK", "SG", "DE", "NL", "FR", "VN", "MY", "TH", "CN", "ID"]
 _CURRENCIES = ["HKD", "EUR", "SGD", "USD", "CNY", "MYR", "THB", "VND"]
 
@@ -85,13 +147,21 @@ def _shipment(r: random.Random, i: int, trip: bool) -> dict[str, Any]:
 
 def _order(r: random.Random, i: int, trip: bool) -> dict[str, Any]:
     name = _name(r)
-    items = [
-        {"sku": f"SKU-{r.randrange(10**6):06d}", "description": r.choice(_GOODS)[1],
-         "quantity": r.randrange(1, 5), "unit_price": Decimal(r.randrange(100, 200000)) / 100}
+    items: list[dict[str, Any]] = [
+        {
+            "sku": f"SKU-{r.randrange(10**6):06d}",
+            "description": r.choice(_GOODS)[1],
+            "quantity": r.randrange(1, 5),
+            "unit_price": Decimal(r.randrange(100, 200000)) / 100,
+        }
         for _ in range(r.randrange(1, 4))
     ]
     total = sum((it["unit_price"] * it["quantity"] for it in items), Decimal(0))
-    consent, id_number, category = True, None, r.choice(["standard", "electronics", "luxury", "pharma"])
+    consent, id_number, category = (
+        True,
+        None,
+        r.choice(["standard", "electronics", "luxury", "pharma"]),
+    )
     if trip:
         pick = r.random()
         consent = pick >= 0.4
@@ -100,17 +170,27 @@ def _order(r: random.Random, i: int, trip: bool) -> dict[str, Any]:
         elif pick >= 0.7:
             category = "restricted"
     return {
-        "order_id": f"ORD-{i:09d}", "marketplace": r.choice(["shopee", "lazada", "tmall", "amazon.de"]),
-        "buyer_name": name, "buyer_email": _email(r, name, "mail.example"),
-        "buyer_phone": None if r.random() < 0.2 else f"+{r.choice([852, 65, 49, 84])} {r.randrange(10**7, 10**8)}",
+        "order_id": f"ORD-{i:09d}",
+        "marketplace": r.choice(["shopee", "lazada", "tmall", "amazon.de"]),
+        "buyer_name": name,
+        "buyer_email": _email(r, name, "mail.example"),
+        "buyer_phone": None
+        if r.random() < 0.2
+        else f"+{r.choice([852, 65, 49, 84])} {r.randrange(10**7, 10**8)}",
         "id_number": id_number,
-        "shipping_address": {"line1": f"{r.randrange(1, 300)} {r.choice(['Nathan Road', 'Orchard Road', 'Hauptstraße', 'Le Loi'])}",
-                             "city": r.choice(["Hong Kong", "Singapore", "Berlin", "Ho Chi Minh City"]),
-                             "postcode": None if r.random() < 0.3 else str(r.randrange(10000, 99999)),
-                             "country": r.choice(_COUNTRIES)},
-        "currency": r.choice(_CURRENCIES), "total_amount": total,
-        "shipping_fee": round(r.uniform(0, 40), 2), "items": items, "category": category,
-        "high_value": bool(total > 1500) and trip, "consent": consent,
+        "shipping_address": {
+            "line1": f"{r.randrange(1, 300)} {r.choice(['Nathan Road', 'Orchard Road', 'Hauptstraße', 'Le Loi'])}",
+            "city": r.choice(["Hong Kong", "Singapore", "Berlin", "Ho Chi Minh City"]),
+            "postcode": None if r.random() < 0.3 else str(r.randrange(10000, 99999)),
+            "country": r.choice(_COUNTRIES),
+        },
+        "currency": r.choice(_CURRENCIES),
+        "total_amount": total,
+        "shipping_fee": round(r.uniform(0, 40), 2),
+        "items": items,
+        "category": category,
+        "high_value": bool(total > 1500) and trip,
+        "consent": consent,
         "placed_at": _EPOCH + timedelta(seconds=i * 3),
     }
 
@@ -121,20 +201,31 @@ def _playback(r: random.Random, i: int, trip: bool) -> dict[str, Any]:
     if trip:
         consent, minor = (False, False) if r.random() < 0.5 else (True, True)
     return {
-        "event_id": f"evt-{i:010d}", "user_id": f"u{r.randrange(50000):07d}",
+        "event_id": f"evt-{i:010d}",
+        "user_id": f"u{r.randrange(50000):07d}",
         "device_id": f"dev-{r.randrange(1 << 40):010x}",
-        "ip_address": None if r.random() < 0.1 else f"{r.randrange(1, 224)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}",
-        "title_id": f"t{r.randrange(2000):05d}", "content_kind": kind,
+        "ip_address": None
+        if r.random() < 0.1
+        else f"{r.randrange(1, 224)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}",
+        "title_id": f"t{r.randrange(2000):05d}",
+        "content_kind": kind,
         "episode": None if r.random() < 0.1 else r.randrange(1, 80),
-        "watch_seconds": round(r.expovariate(1 / 90), 1), "country": r.choice(_COUNTRIES),
-        "client": {"platform": r.choice(["ios", "android", "web", "tv", "console"]),
-                   "app_version": f"{r.randrange(3, 6)}.{r.randrange(20)}.{r.randrange(10)}"},
-        "is_minor": minor, "consent": consent, "event_time": _EPOCH + timedelta(milliseconds=i * 250),
+        "watch_seconds": round(r.expovariate(1 / 90), 1),
+        "country": r.choice(_COUNTRIES),
+        "client": {
+            "platform": r.choice(["ios", "android", "web", "tv", "console"]),
+            "app_version": f"{r.randrange(3, 6)}.{r.randrange(20)}.{r.randrange(10)}",
+        },
+        "is_minor": minor,
+        "consent": consent,
+        "event_time": _EPOCH + timedelta(milliseconds=i * 250),
     }
 
 
 _MAKERS: dict[str, Callable[[random.Random, int, bool], dict[str, Any]]] = {
-    "trade.shipment": _shipment, "ecommerce.order": _order, "media.playback": _playback,
+    "trade.shipment": _shipment,
+    "ecommerce.order": _order,
+    "media.playback": _playback,
 }
 _INVALID: dict[str, Callable[[dict[str, Any]], None]] = {
     "trade.shipment": lambda rec: rec.update(declared_value=-abs(rec["declared_value"]) - 1),
@@ -151,7 +242,9 @@ def _schema(dataset: Any) -> AvroSchema:
     return dataset.schema  # a config Dataset
 
 
-def generate_rows(dataset: Any, n: int, seed: int = 0, withheld_share: float = 0.1) -> list[dict[str, Any]]:
+def generate_rows(
+    dataset: Any, n: int, seed: int = 0, withheld_share: float = 0.1
+) -> list[dict[str, Any]]:
     """n valid records of *dataset* (a name, a config Dataset or its AvroSchema) as dicts."""
     schema = _schema(dataset)
     make = _MAKERS[schema.name]

@@ -99,13 +99,33 @@ def run(records: int, batch_size: int) -> list[tuple[str, float]]:
     distinct = pa.array(names, pa.string())
     key = SECRET
     return [
-        ("pipeline: decode+policy+encode", rate(records, lambda: [process(b, plan, dp, 0) for b in batches])),
-        ("reference: per record (fastavro)", rate(records, lambda: [
-            process_reference(b, plan, dp, 0, decoder="fastavro") for b in batches], repeat=1)),
-        ("policy stage alone (Arrow)", rate(records, lambda: [policy_stage(b, plan, dp) for b in decoded])),
-        ("pseudonymize, all values distinct", rate(batch_size, lambda: pseudonymize_column(distinct, key))),
-        ("decode alone", rate(records, lambda: [
-            decode_avro([m.value for m in b], plan.store, dp.schema) for b in batches])),
+        (
+            "pipeline: decode+policy+encode",
+            rate(records, lambda: [process(b, plan, dp, 0) for b in batches]),
+        ),
+        (
+            "reference: per record (fastavro)",
+            rate(
+                records,
+                lambda: [process_reference(b, plan, dp, 0, decoder="fastavro") for b in batches],
+                repeat=1,
+            ),
+        ),
+        (
+            "policy stage alone (Arrow)",
+            rate(records, lambda: [policy_stage(b, plan, dp) for b in decoded]),
+        ),
+        (
+            "pseudonymize, all values distinct",
+            rate(batch_size, lambda: pseudonymize_column(distinct, key)),
+        ),
+        (
+            "decode alone",
+            rate(
+                records,
+                lambda: [decode_avro([m.value for m in b], plan.store, dp.schema) for b in batches],
+            ),
+        ),
     ]
 
 
@@ -121,8 +141,10 @@ def main() -> None:
     for name, value in results:
         print(f"{name:<36} {value:>12,.0f} {value / reference:>11.1f}x")
     policy = results[2][1]
-    print(f"targets: policy >= 500,000 rows/s: {'met' if policy >= 500_000 else 'NOT met'}; "
-          f"pipeline >= 2x reference: {'met' if results[0][1] >= 2 * reference else 'NOT met'}")
+    print(
+        f"targets: policy >= 500,000 rows/s: {'met' if policy >= 500_000 else 'NOT met'}; "
+        f"pipeline >= 2x reference: {'met' if results[0][1] >= 2 * reference else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

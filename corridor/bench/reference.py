@@ -26,6 +26,7 @@ import pyarrow as pa
 from corridor.avro_strict import Malformed, compile_reader, decode_body
 from corridor.codec import to_ipc
 from corridor.config import RecordKind, Transform, WireFormat
+from corridor.crypto.values import encode_values
 from corridor.model import Lineage, RawMessage
 from corridor.pipeline import LINEAGE_OFFSET, BatchResult, Delivery, SideRecord
 from corridor.plan import CorridorPlan, DatasetPlan
@@ -33,8 +34,14 @@ from corridor.policy.classify import is_important
 from corridor.policy.tag import lineage_range, record_headers
 from corridor.policy.values import mask_value, pseudonym
 from corridor.policy.withhold import class_reason, validate_reason, withhold_reason
-from corridor.crypto.values import encode_values
-from corridor.schema import AvroSchema, SchemaStore, arrow_type, frame, header_problem, union_branches
+from corridor.schema import (
+    AvroSchema,
+    SchemaStore,
+    arrow_type,
+    frame,
+    header_problem,
+    union_branches,
+)
 
 
 def process_reference(
@@ -52,8 +59,8 @@ def process_reference(
         record, reason = _decode(m.value, plan.store, dp.schema, decoder)
         if record is not None:
             reason = _invalid(record, dp)
-        if reason is not None:
-            quarantined.append(SideRecord(m.lineage, m.key, m.value, reason))
+        if record is None or reason is not None:
+            quarantined.append(SideRecord(m.lineage, m.key, m.value, reason or "decode"))
             continue
         held = _withhold(record, plan, dp)
         if held is not None:
@@ -65,8 +72,12 @@ def process_reference(
     else:
         deliveries = [_avro(m, rec, dp) for m, rec in delivered]
     return BatchResult(
-        dataset=dp.dataset, delivered=deliveries, withheld=withheld, quarantined=quarantined,
-        egress_schemas_used=(dp.egress,) if deliveries else (), processed_at_ms=now_ms,
+        dataset=dp.dataset,
+        delivered=deliveries,
+        withheld=withheld,
+        quarantined=quarantined,
+        egress_schemas_used=(dp.egress,) if deliveries else (),
+        processed_at_ms=now_ms,
         inputs=len(messages),
     )
 
@@ -82,7 +93,8 @@ def _decode(
             other = store.get(fp)
             problem = (
                 f"schema {other.name} ({fp.hex()}) is not dataset {schema.name}"
-                if other is not None else f"unknown schema fingerprint {fp.hex()}"
+                if other is not None
+                else f"unknown schema fingerprint {fp.hex()}"
             )
     if problem is not None:
         return None, f"decode: {problem}"
@@ -94,7 +106,8 @@ def _decode(
         except Malformed as exc:
             return None, f"decode: {exc.reason}"
     try:
-        return fastavro.schemaless_reader(io.BytesIO(body), schema.parsed, None), None
+        decoded: dict[str, Any] = fastavro.schemaless_reader(io.BytesIO(body), schema.parsed, None)  # type: ignore[assignment]
+        return decoded, None
     except Exception as exc:  # noqa: BLE001 - the naive path: any failure quarantines
         return None, f"decode: {exc}"
 
@@ -195,5 +208,7 @@ def _arrow(delivered: list[tuple[RawMessage, dict[str, Any]]], dp: DatasetPlan) 
         batch = batch.append_column(LINEAGE_OFFSET, pa.array(offsets, pa.int64()))
         headers = [*dp.headers, ("corridor-lineage", span.encode())]
         first = Lineage(topic, partition, offsets[0])
-        out.append(Delivery(to_ipc(batch), f"{topic}/{partition}".encode(), headers, first, offsets))
+        out.append(
+            Delivery(to_ipc(batch), f"{topic}/{partition}".encode(), headers, first, offsets)
+        )
     return out

@@ -16,8 +16,10 @@ def important_mask(batch: pa.RecordBatch, important_when: Rule | None) -> pa.Boo
     A dataset without a ``record_class`` has only normal records.
     """
     if important_when is None:
-        return pa.array([False] * batch.num_rows, pa.bool_()) if batch.num_rows else pa.array(
-            [], pa.bool_()
+        return (
+            pa.array([False] * batch.num_rows, pa.bool_())
+            if batch.num_rows
+            else pa.array([], pa.bool_())
         )
     result = important_when.evaluate_batch(batch)
     return pc.fill_null(result, True) if result.null_count else result

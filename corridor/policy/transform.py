@@ -81,26 +81,37 @@ def _column_fn(
     if cipher is None:
         raise PlanError(ctx.corridor, f"no cipher to encrypt {path}")
     if transform is Transform.ENCRYPT and ctx.arrow_format:
+
         def seal(arr: pa.Array) -> None:
             sealed[path] = cipher.encrypt_batch_column(
                 arr, corridor=ctx.corridor, dataset=ctx.dataset, field=path, lineage=ctx.lineage
             )
+
         return seal
     deterministic = transform is Transform.ENCRYPT_DETERMINISTIC
     avro_type = ctx.schema.field_type(path)
     return lambda arr: cipher.encrypt_column(
         plaintext_column(arr, avro_type),
-        corridor=ctx.corridor, dataset=ctx.dataset, field=path, deterministic=deterministic,
+        corridor=ctx.corridor,
+        dataset=ctx.dataset,
+        field=path,
+        deterministic=deterministic,
     )
 
 
 def plaintext_column(arr: pa.Array, avro_type: object) -> pa.Array:
     """*arr* itself for scalars; for records, arrays and maps, each value's Avro binary."""
-    if not (pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_map(arr.type)):
+    if not (
+        pa.types.is_struct(arr.type) or pa.types.is_list(arr.type) or pa.types.is_map(arr.type)
+    ):
         return arr
     branch = union_branches(avro_type)[1] if isinstance(avro_type, list) else avro_type
     encoded = encode_column(arr, branch)
-    return pc.if_else(pc.is_valid(arr), encoded, pa.scalar(None, encoded.type)) if arr.null_count else encoded
+    return (
+        pc.if_else(pc.is_valid(arr), encoded, pa.scalar(None, encoded.type))
+        if arr.null_count
+        else encoded
+    )
 
 
 def replace_path(batch: pa.RecordBatch, path: str, fn: ColumnFn) -> pa.RecordBatch:
@@ -113,7 +124,9 @@ def replace_path(batch: pa.RecordBatch, path: str, fn: ColumnFn) -> pa.RecordBat
     new = _replace_in(column, rest, fn) if rest else fn(column)
     if new is None:
         return batch.remove_column(index)
-    return batch.set_column(index, pa.field(head, new.type, batch.schema.field(index).nullable), new)
+    return batch.set_column(
+        index, pa.field(head, new.type, batch.schema.field(index).nullable), new
+    )
 
 
 def _replace_in(struct: pa.Array, path: str, fn: ColumnFn) -> pa.Array:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import itertools
 
 import numpy as np
 import pyarrow as pa
@@ -57,7 +58,7 @@ def _string_tokens(arr: pa.Array, key: bytes) -> pa.Array:
     data = data_buf.to_pybytes()[start : int(offsets[-1])] if data_buf is not None else b""
     bounds = (offsets - start).tolist()
     digests = b"".join(
-        [_digest(key, data[s:e], "sha256")[:TOKEN_BYTES] for s, e in zip(bounds, bounds[1:])]
+        [_digest(key, data[s:e], "sha256")[:TOKEN_BYTES] for s, e in itertools.pairwise(bounds)]
     )
     text = base64.urlsafe_b64encode(digests)
     token_offsets = np.arange(0, (n + 1) * TOKEN_CHARS, TOKEN_CHARS, dtype=np.int32)

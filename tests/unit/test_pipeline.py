@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import fastavro
 import pyarrow as pa
@@ -81,16 +80,28 @@ def test_delivered_record_headers_and_body(config: Config) -> None:
     result, msgs = run(plan, [encode(rec, dp.schema)])
     [delivery] = result.delivered
     assert delivery.key == msgs[0].key and delivery.lineage == msgs[0].lineage
-    assert delivery.headers == [*dp.headers, ("corridor-lineage", b"hk.outbound.trade.shipment/0/100")]
+    assert delivery.headers == [
+        *dp.headers,
+        ("corridor-lineage", b"hk.outbound.trade.shipment/0/100"),
+    ]
     assert result.egress_schemas_used == (dp.egress,)
     out = body(delivery.value, plan)
     assert "national_id" not in out  # dropped
-    assert out["contact_name"] == pseudonym(rec["contact_name"].encode(), plan.pseudonym_key.reveal())  # type: ignore[union-attr]
-    assert out["location"] == {"port": "****" + rec["location"]["port"][-4:], "country": rec["location"]["country"]}
+    assert out["contact_name"] == pseudonym(
+        rec["contact_name"].encode(), plan.pseudonym_key.reveal()
+    )  # type: ignore[union-attr]
+    assert out["location"] == {
+        "port": "****" + rec["location"]["port"][-4:],
+        "country": rec["location"]["country"],
+    }
     key = data_key("hk-eu")
     email = decrypt_column(
-        pa.array([out["contact_email"]], pa.binary()), pa.string(),
-        corridor="hk-eu", dataset=DATASET, field="contact_email", keys={key.key_id: key},
+        pa.array([out["contact_email"]], pa.binary()),
+        pa.string(),
+        corridor="hk-eu",
+        dataset=DATASET,
+        field="contact_email",
+        keys={key.key_id: key},
     )
     assert email.to_pylist() == ["wing.chan@pearl.example"]
     assert out["hs_code"] == rec["hs_code"] and out["declared_value"] == rec["declared_value"]
@@ -123,14 +134,26 @@ def test_arrow_format_batches_per_partition(config: Config) -> None:
         assert "national_id" not in batch.schema.names and "location" in batch.schema.names
         assert "port" not in batch.column("location").type.names
         blob = batch.schema.metadata[b"corridor.sealed.national_id"]
-        ids = decrypt_batch_column(blob, corridor="hk-asean", dataset=DATASET, field="national_id",
-                                   lineage=span, keys={key.key_id: key})
-        by_offset = {m.lineage.offset: r for m, r in zip(msgs, rows) if m.lineage.partition == d.lineage.partition}
+        ids = decrypt_batch_column(
+            blob,
+            corridor="hk-asean",
+            dataset=DATASET,
+            field="national_id",
+            lineage=span,
+            keys={key.key_id: key},
+        )
+        by_offset = {
+            m.lineage.offset: r
+            for m, r in zip(msgs, rows)
+            if m.lineage.partition == d.lineage.partition
+        }
         assert ids.to_pylist() == [by_offset[o]["national_id"] for o in offsets]
 
 
 def garbage() -> st.SearchStrategy[bytes | None]:
-    return st.one_of(st.none(), st.binary(max_size=30), st.binary(max_size=40).map(lambda b: b"\xc3\x01" + b))
+    return st.one_of(
+        st.none(), st.binary(max_size=30), st.binary(max_size=40).map(lambda b: b"\xc3\x01" + b)
+    )
 
 
 @settings(max_examples=25, deadline=None)
@@ -143,8 +166,13 @@ def garbage() -> st.SearchStrategy[bytes | None]:
     corridor=st.sampled_from(["hk-eu", "hk-asean"]),
 )
 def test_pipeline_agrees_with_reference(
-    config: Config, seed: int, n: int, withheld: float, bad: float,
-    junk: list[tuple[int, bytes | None]], corridor: str,
+    config: Config,
+    seed: int,
+    n: int,
+    withheld: float,
+    bad: float,
+    junk: list[tuple[int, bytes | None]],
+    corridor: str,
 ) -> None:
     plan = plan_for(config, corridor)
     dp = plan.datasets[DATASET]
@@ -157,8 +185,12 @@ def test_pipeline_agrees_with_reference(
     slow.check()
     assert fast.counts() == slow.counts()
     assert fast.outcomes() == slow.outcomes()
-    assert [(s.lineage, s.reason) for s in fast.withheld] == [(s.lineage, s.reason) for s in slow.withheld]
-    assert [(s.lineage, s.reason) for s in fast.quarantined] == [(s.lineage, s.reason) for s in slow.quarantined]
+    assert [(s.lineage, s.reason) for s in fast.withheld] == [
+        (s.lineage, s.reason) for s in slow.withheld
+    ]
+    assert [(s.lineage, s.reason) for s in fast.quarantined] == [
+        (s.lineage, s.reason) for s in slow.quarantined
+    ]
     assert [d.headers for d in fast.delivered] == [d.headers for d in slow.delivered]
     for f, s in zip(fast.delivered, slow.delivered):
         if corridor == "hk-eu":  # everything but the randomly encrypted e-mail is byte-equal

@@ -70,7 +70,10 @@ def test_egress_schema_follows_transforms(tmp_path: Path) -> None:
     assert dp.egress.field_type("contact_email") == ["null", "bytes"]
     assert dp.egress.field_type("contact_name") == "string"
     assert dp.egress.fingerprint != dp.schema.fingerprint
-    assert dp.withhold is not None and dp.withhold.text == "consent == false or category == 'strategic'"
+    assert (
+        dp.withhold is not None
+        and dp.withhold.text == "consent == false or category == 'strategic'"
+    )
     assert [r.text for r in dp.validate] == ["declared_value >= 0"]
     assert dp.important_when is not None
 
@@ -103,7 +106,9 @@ def test_key_ring_and_rotation(tmp_path: Path) -> None:
     assert dict(plan.datasets["trade.shipment"].headers)["corridor-key"] == first.key_id.encode()
     second = ring.rotate("hk-eu")
     rotated = plan.with_cipher(ring.cipher("hk-eu"))
-    assert dict(rotated.datasets["trade.shipment"].headers)["corridor-key"] == second.key_id.encode()
+    assert (
+        dict(rotated.datasets["trade.shipment"].headers)["corridor-key"] == second.key_id.encode()
+    )
     assert rotated.cipher is ring.cipher("hk-eu")
 
 

@@ -13,7 +13,11 @@ from hypothesis import strategies as st
 from corridor.config import RecordKind, Transform
 from corridor.crypto import FieldCipher, decrypt_column
 from corridor.policy import (
-    TransformContext, apply_transforms, important_mask, validate_reasons, withhold_reasons,
+    TransformContext,
+    apply_transforms,
+    important_mask,
+    validate_reasons,
+    withhold_reasons,
 )
 from corridor.policy.transform import replace_path
 from corridor.policy.values import mask_column, mask_value, pseudonym, pseudonymize_column
@@ -21,16 +25,29 @@ from corridor.rules import compile_rule
 from corridor.schema import parse_schema
 from tests.unit.plan_fixtures import data_key
 
-SCHEMA = parse_schema({
-    "type": "record", "name": "t", "namespace": "test",
-    "fields": [
-        {"name": "name", "type": ["null", "string"], "default": None},
-        {"name": "amount", "type": ["null", "double"], "default": None},
-        {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["a", "b", "c"]}},
-        {"name": "loc", "type": {"type": "record", "name": "Loc", "fields": [
-            {"name": "port", "type": "string"}, {"name": "country", "type": "string"}]}},
-    ],
-})
+SCHEMA = parse_schema(
+    {
+        "type": "record",
+        "name": "t",
+        "namespace": "test",
+        "fields": [
+            {"name": "name", "type": ["null", "string"], "default": None},
+            {"name": "amount", "type": ["null", "double"], "default": None},
+            {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["a", "b", "c"]}},
+            {
+                "name": "loc",
+                "type": {
+                    "type": "record",
+                    "name": "Loc",
+                    "fields": [
+                        {"name": "port", "type": "string"},
+                        {"name": "country", "type": "string"},
+                    ],
+                },
+            },
+        ],
+    }
+)
 KEY = b"k" * 32
 
 
@@ -52,7 +69,10 @@ def test_important_null_counts_as_important() -> None:
 
 
 def test_validate_reasons_carry_rule_text_and_null_fails() -> None:
-    rules = [compile_rule("amount >= 0", SCHEMA.arrow), compile_rule("name is not null", SCHEMA.arrow)]
+    rules = [
+        compile_rule("amount >= 0", SCHEMA.arrow),
+        compile_rule("name is not null", SCHEMA.arrow),
+    ]
     assert validate_reasons(batch(ROWS), rules) == {
         1: "validate: amount >= 0",
         2: "validate: amount >= 0",  # null result fails
@@ -69,7 +89,9 @@ def test_withhold_reasons_rule_null_and_class() -> None:
         2: "withhold: kind == 'b' or amount > 4 (evaluated to null)",
     }
     nothing = compile_rule("kind == 'a' and amount > 100", SCHEMA.arrow)
-    reasons = withhold_reasons(batch(ROWS), nothing, important, frozenset({RecordKind.NORMAL}), "x-y")
+    reasons = withhold_reasons(
+        batch(ROWS), nothing, important, frozenset({RecordKind.NORMAL}), "x-y"
+    )
     assert reasons == {2: "class important not admitted by corridor x-y"}
     assert withhold_reasons(batch(ROWS), None, important, frozenset(RecordKind), "x-y") == {}
 
@@ -77,7 +99,12 @@ def test_withhold_reasons_rule_null_and_class() -> None:
 def test_mask_examples() -> None:
     values = ["alice@example.com", "+852 9123 4567", "abcd", "", None, "名前はとても長い"]
     assert mask_column(pa.array(values)).to_pylist() == [
-        "***@example.com", "****4567", "****", "****", None, "****ても長い",
+        "***@example.com",
+        "****4567",
+        "****",
+        "****",
+        None,
+        "****ても長い",
     ]
 
 
@@ -112,11 +139,22 @@ def test_nested_drop_mask_pseudonymize() -> None:
     assert dropped.column("loc").type == pa.struct([pa.field("country", pa.string(), False)])
     assert dropped.column("loc").to_pylist()[0] == {"country": "HK"}
     ctx = TransformContext("x-y", "test.t", SCHEMA, pseudonym_key=KEY)
-    out = apply_transforms(b, {"loc.port": Transform.MASK, "name": Transform.PSEUDONYMIZE,
-                               "amount": Transform.DROP}, ctx).batch
+    out = apply_transforms(
+        b,
+        {"loc.port": Transform.MASK, "name": Transform.PSEUDONYMIZE, "amount": Transform.DROP},
+        ctx,
+    ).batch
     assert out.schema.names == ["name", "kind", "loc"]
-    assert [r["port"] for r in out.column("loc").to_pylist()] == ["****KHKG", "****GSIN", "****LRTM"]
-    assert out.column("name").to_pylist() == [pseudonym(b"Ann Lee", KEY), None, pseudonym(b"Bo", KEY)]
+    assert [r["port"] for r in out.column("loc").to_pylist()] == [
+        "****KHKG",
+        "****GSIN",
+        "****LRTM",
+    ]
+    assert out.column("name").to_pylist() == [
+        pseudonym(b"Ann Lee", KEY),
+        None,
+        pseudonym(b"Bo", KEY),
+    ]
 
 
 def test_transform_on_missing_field_is_a_no_op() -> None:
@@ -128,15 +166,31 @@ def test_transform_on_missing_field_is_a_no_op() -> None:
 def test_encrypt_scalar_and_record_per_value() -> None:
     key = data_key("x-y")
     ctx = TransformContext("x-y", "test.t", SCHEMA, cipher=FieldCipher(key))
-    out = apply_transforms(batch(ROWS), {"name": Transform.ENCRYPT, "loc": Transform.ENCRYPT}, ctx).batch
+    out = apply_transforms(
+        batch(ROWS), {"name": Transform.ENCRYPT, "loc": Transform.ENCRYPT}, ctx
+    ).batch
     assert out.column("name").type == pa.binary() and out.column("name")[1].as_py() is None
-    names = decrypt_column(out.column("name"), pa.string(), corridor="x-y", dataset="test.t",
-                           field="name", keys={key.key_id: key})
+    names = decrypt_column(
+        out.column("name"),
+        pa.string(),
+        corridor="x-y",
+        dataset="test.t",
+        field="name",
+        keys={key.key_id: key},
+    )
     assert names.to_pylist() == ["Ann Lee", None, "Bo"]
-    locs = decrypt_column(out.column("loc"), pa.binary(), corridor="x-y", dataset="test.t",
-                          field="loc", keys={key.key_id: key})
+    locs = decrypt_column(
+        out.column("loc"),
+        pa.binary(),
+        corridor="x-y",
+        dataset="test.t",
+        field="loc",
+        keys={key.key_id: key},
+    )
     loc_schema = fastavro.parse_schema(SCHEMA.expanded["fields"][3]["type"])
-    decoded = [fastavro.schemaless_reader(io.BytesIO(v), loc_schema, None) for v in locs.to_pylist()]
+    decoded = [
+        fastavro.schemaless_reader(io.BytesIO(v), loc_schema, None) for v in locs.to_pylist()
+    ]
     assert decoded == [r["loc"] for r in ROWS]
 
 
@@ -150,8 +204,14 @@ def test_deterministic_encryption_is_joinable() -> None:
 
 
 def test_whole_column_encryption_for_arrow_format() -> None:
-    ctx = TransformContext("x-y", "test.t", SCHEMA, cipher=FieldCipher(data_key("x-y")),
-                           arrow_format=True, lineage="t/0/1-3")
+    ctx = TransformContext(
+        "x-y",
+        "test.t",
+        SCHEMA,
+        cipher=FieldCipher(data_key("x-y")),
+        arrow_format=True,
+        lineage="t/0/1-3",
+    )
     done = apply_transforms(batch(ROWS), {"name": Transform.ENCRYPT}, ctx)
     assert "name" not in done.batch.schema.names
     assert set(done.sealed) == {"name"} and isinstance(done.sealed["name"], bytes)
