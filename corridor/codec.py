@@ -16,12 +16,16 @@ Decoding a batch of Avro values (``decode_avro``) is strict *and* fast:
    is the inverse of canonical encoding), whatever the native reader did to get there.
    The comparison is cheap (a few ms per 10k rows), so this check is exact, not a
    heuristic: a shifted or misparsed record cannot pass it.
-4. Rows that do not match, and every record of a block polars rejects (exception or
-   panic: the block is bisected down to small groups), go through the strict
+4. Rows that do not match, and the records of a block polars refuses (exception or
+   panic; a refused block over 2048 records is halved first), are screened with
+   fastavro: bodies it reads using exactly all their bytes get one more native read
+   (verified again); the others, and anything that fails twice, go to the strict
    per-record reference decoder (``avro_strict``), which gives the specific reason.
    Valid but non-canonical encodings (over-long varints, several array blocks, a
    NaN with another payload, fastavro's ``ff80`` for decimal -128) decode correctly
-   there too, just slower.
+   there too, just slower. Measured (codec_bench, shipment, 10k batches): ~0.5-0.7M
+   rec/s clean; ~90k rec/s with 1% malformed values (lenient fastavro: ~100k).
+   polars prints a panic message on stderr for some malformed blocks (caught here).
 
 Schemas polars cannot read (maps; nullable enums, on which polars 2.1 panics;
 ``null``-typed fields; arrays of zero-size items; empty records) use the strict per-record path for every record: ``decode_strategy``
@@ -39,6 +43,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import fastavro
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,8 +55,8 @@ from corridor.errors import DecodeError, SchemaError
 from corridor.schema import MAGIC, AvroSchema, SchemaStore, header_problem
 
 _SYNC = b"corridor-sync-16"  # any 16 bytes: the container is private to one decode
-_SMALL = 16  # below this many records, a failing native block goes straight to strict
-_NATIVE_RETRIES = 4  # native re-reads of mismatched rows before the rest go strict
+_SMALL = 16  # at most this many records go straight to the strict decoder
+_SCREEN_MAX = 2048  # a refused block larger than this is halved rather than screened
 
 
 @dataclass(frozen=True)
@@ -176,19 +181,31 @@ def _header_reason(value: bytes | None, store: SchemaStore, expected: AvroSchema
 
 
 def _native(
-    plan: _Plan, bodies: pa.Array, idx: list[int], parts: list[Any], strict: list[int]
+    plan: _Plan,
+    bodies: pa.Array,
+    idx: list[int],
+    parts: list[Any],
+    strict: list[int],
+    screened: bool = False,
 ) -> None:
-    """Decode ``bodies[idx]`` natively; verified rows go to parts, the others to strict."""
-    for _ in range(_NATIVE_RETRIES):
-        if len(idx) <= _SMALL:
-            break
-        subset = bodies if len(idx) == len(bodies) else bodies.take(pa.array(idx, pa.int64()))
-        decoded = _read_block(plan, subset)
-        if decoded is None:
-            half = len(idx) // 2
-            _native(plan, bodies, idx[:half], parts, strict)
-            _native(plan, bodies, idx[half:], parts, strict)
-            return
+    """Decode ``bodies[idx]`` natively; verified rows go to parts, the others to strict.
+
+    A block polars refuses is halved while large; a smaller one, and the rows that fail
+    verification, are screened (``_screen``) so that the few malformed bodies go to the
+    strict decoder and the rest get one more native read.
+    """
+    if len(idx) <= _SMALL:
+        strict.extend(idx)
+        return
+    subset = bodies if len(idx) == len(bodies) else bodies.take(pa.array(idx, pa.int64()))
+    decoded = _read_block(plan, subset)
+    if decoded is None and len(idx) > _SCREEN_MAX:
+        half = len(idx) // 2
+        _native(plan, bodies, idx[:half], parts, strict, screened)
+        _native(plan, bodies, idx[half:], parts, strict, screened)
+        return
+    bad = idx
+    if decoded is not None:
         again = encode_bodies(pa.RecordBatch.from_struct_array(decoded), plan.schema.expanded)
         same = pc.fill_null(pc.equal(again, subset), False)
         if same.false_count == 0:
@@ -197,10 +214,29 @@ def _native(
         ok = same.to_numpy(zero_copy_only=False)
         parts.append(([i for i, good in zip(idx, ok) if good], decoded.filter(same)))
         bad = [i for i, good in zip(idx, ok) if not good]
-        # The first mismatch is the likely culprit that shifted the records after it.
-        strict.append(bad[0])
-        idx = bad[1:]
-    strict.extend(idx)
+    if screened:
+        strict.extend(bad)
+        return
+    clean = _screen(plan, bodies, bad)
+    strict.extend(sorted(set(bad) - set(clean)))
+    _native(plan, bodies, clean, parts, strict, screened=True)
+
+
+def _screen(plan: _Plan, bodies: pa.Array, idx: list[int]) -> list[int]:
+    """The bodies fastavro reads using exactly all their bytes (not proof of validity:
+    the native read and its verification still decide; this only isolates the culprits
+    cheaply, ~3x faster than the strict decoder)."""
+    clean = []
+    for i in idx:
+        data = bodies[i].as_py()
+        stream = io.BytesIO(data)
+        try:
+            fastavro.schemaless_reader(stream, plan.schema.parsed, None)
+        except Exception:  # noqa: BLE001 - any failure makes it a suspect, decided strictly
+            continue
+        if stream.tell() == len(data):
+            clean.append(i)
+    return clean
 
 
 def _read_block(plan: _Plan, subset: pa.Array) -> pa.StructArray | None:
