@@ -232,9 +232,10 @@ def _screen(plan: _Plan, bodies: pa.Array, idx: list[int]) -> list[int]:
         stream = io.BytesIO(data)
         try:
             fastavro.schemaless_reader(stream, plan.schema.parsed, None)
+            whole = stream.tell() == len(data)
         except Exception:  # noqa: BLE001 - any failure makes it a suspect, decided strictly
-            continue
-        if stream.tell() == len(data):
+            whole = False
+        if whole:
             clean.append(i)
     return clean
 
