@@ -16,6 +16,7 @@ from corridor.errors import CorridorError
 
 # (module, attribute) of each registered command or group.
 COMMANDS: list[tuple[str, str]] = [
+    ("corridor.commands.run", "run"),
     ("corridor.commands.keys", "keys"),
     ("corridor.commands.zones", "zones"),
     ("corridor.commands.validate", "validate"),

@@ -91,13 +91,13 @@ class CorridorRunner:
         self.stats = Stats()
         self.sinks: dict[tuple[str, int], TransactionalSink] = {}
         self.published: set[bytes] = set()
+        self._state: dict[str, str] = {}
         self.keyring = keyring
         self.key_provider = key_provider
         # Wrapped data keys not yet in a committed transaction: key id -> record value.
         self.pending_keys: dict[str, bytes] = {}
         if keyring is not None and plan.cipher is not None:
             self._publish_key(keyring[plan.cipher.key_id])
-        self._state: dict[str, str] = {}
         self.reader = OffsetReader(self.destination, principal, self.corridor.name)
         self.offset_partitions = self.reader.partitions()
         self.side = SideOutput(self.origin, principal, self._notify)
@@ -119,7 +119,7 @@ class CorridorRunner:
             "fetch.wait.max.ms": max(10, min(500, batch.max_wait_ms)),
             "log_level": 3,
         }))
-        consumer.subscribe(self.plan.source_topics(), on_assign=self._on_assign,
+        consumer.subscribe(list(self.plan.source_topics()), on_assign=self._on_assign,
                            on_revoke=self._on_revoke, on_lost=self._on_revoke)
         return consumer
 
@@ -226,6 +226,7 @@ class CorridorRunner:
         """Wrap a new data key for the destination; it rides in the next transaction."""
         assert self.key_provider is not None
         backoff = Backoff()
+        waited = False
         while True:
             try:
                 wrapped = self.key_provider.wrap(key, self.corridor.destination)
@@ -233,8 +234,10 @@ class CorridorRunner:
             except KeyProviderUnavailable as exc:
                 # Fail closed: nothing is encrypted (so nothing crosses) until the KMS answers.
                 self._notify("kms_unavailable", {"step": "kms", "error": str(exc)})
+                waited = True
                 backoff.wait()
-        self._notify("kms_available", {"step": "kms", "key_id": key.key_id})
+        if waited:
+            self._notify("kms_available", {"step": "kms", "key_id": key.key_id})
         self.pending_keys[key.key_id] = wrapped.to_json()
 
     def _rotate_if_due(self) -> None:
@@ -279,7 +282,7 @@ class CorridorRunner:
             self.consumer.seek(TopicPartition(topic, partition,
                                               stored.get((topic, partition), OFFSET_BEGINNING)))
             return
-        self.published.update(s.fingerprint for s in result.egress_schemas)
+        self.published.update(s.fingerprint for s in result.egress_schemas_used)
         for key_id in [k for k in self.pending_keys if k.encode() in committed_keys]:
             del self.pending_keys[key_id]
         self._count(result, len(raws))
@@ -302,7 +305,7 @@ class CorridorRunner:
     def _catalog_messages(self, result: pipeline.BatchResult) -> list[OutMessage]:
         """Egress schemas and wrapped keys, before the first record that needs them."""
         out = [OutMessage(topics.SCHEMAS, json.dumps(s.raw).encode(), s.fingerprint.hex().encode())
-               for s in result.egress_schemas if s.fingerprint not in self.published]
+               for s in result.egress_schemas_used if s.fingerprint not in self.published]
         out += [OutMessage(topics.KEYS, wrapped, key_id.encode())
                 for key_id, wrapped in self.pending_keys.items()]
         return out

@@ -52,7 +52,7 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
                                                stop, logger)
     try:
         while any(t.is_alive() for t in threads):
-            if until_caught_up and _caught_up(runners, idle_ms):
+            if until_caught_up and not stop.is_set() and _caught_up(runners, idle_ms):
                 logger.info("caught_up", corridors=chosen)
                 stop.set()
             for t in threads:
