@@ -115,6 +115,9 @@ class CorridorRunner:
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
             "max.poll.interval.ms": 600000,
+            # A crashed instance's partitions move to the others within seconds.
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 2000,
             "fetch.max.bytes": 16 * 1024 * 1024,
             "fetch.wait.max.ms": max(10, min(500, batch.max_wait_ms)),
             "log_level": 3,

@@ -67,11 +67,12 @@ def _record(msg: Any) -> Record:
                   tuple(msg.headers() or ()))
 
 
-def _consumer(endpoint: Endpoint, principal: Principal, group: str | None = None) -> Consumer:
+def _consumer(endpoint: Endpoint, principal: Principal, group: str | None = None,
+              uncommitted: bool = False) -> Consumer:
     return Consumer(client_config(endpoint, principal, {
         "group.id": group or f"corridor-reader-{uuid.uuid4().hex[:10]}",
         "enable.auto.commit": group is not None,
-        "isolation.level": "read_committed",
+        "isolation.level": "read_uncommitted" if uncommitted else "read_committed",
         "auto.offset.reset": "earliest",
         "enable.partition.eof": False,
         # Closing a short-lived reader mid-handshake logs a spurious SASL error; real
@@ -120,13 +121,16 @@ def _watermarks(consumer: Consumer, endpoint: Endpoint, topic: str) -> dict[int,
 
 
 def read_to_end(endpoint: Endpoint, principal: Principal, topic: str,
-                timeout_s: float = 60.0) -> Iterator[Record]:
+                timeout_s: float = 60.0, uncommitted: bool = False) -> Iterator[Record]:
     """Every committed record of ``topic`` up to the high watermarks seen at the start.
+
+    ``uncommitted=True`` reads at read_uncommitted: records of aborted and open
+    transactions too, i.e. everything that reached the cluster's disk.
 
     Order is per partition (partitions interleave). Raises KafkaUnavailable when
     the topic is missing or the end is not reached within ``timeout_s``.
     """
-    consumer = _consumer(endpoint, principal)
+    consumer = _consumer(endpoint, principal, uncommitted=uncommitted)
     try:
         targets = {p: high for p, (low, high) in _watermarks(consumer, endpoint, topic).items()
                    if high > low}

@@ -1,0 +1,154 @@
+"""The boundary processor on real brokers: exactly once under crashes, scale-out, outages,
+and nothing withheld or quarantined ever reaches the destination."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from corridor import topics
+from corridor.kafka.io import endpoint_of, read_to_end
+from corridor.keys.local import LocalKeyring
+from corridor.zones import local
+from corridor.zones.launcher import default_specs
+
+from .corridor_env import drop_topics, make_corridor
+from .processor_env import (
+    DATASET, Processor, committed, produce, source_end, verify, wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def env(zones, tmp_path):
+    from corridor.commands.provision import provision_topics
+
+    env = make_corridor(zones, tmp_path)
+    provision_topics(str(env.path), 3)
+    LocalKeyring(env.keys).init(env.dest)
+    yield env
+    drop_topics(zones, env)
+
+
+def _assert_exactly_once(report, expected_source: int) -> None:
+    assert report.source == expected_source
+    assert report.delivered_duplicates == ()
+    assert report.missing == ()
+    assert report.conflicts == ()
+    assert report.unknown == ()
+    assert report.accounted == expected_source
+    assert report.ok
+
+
+def test_exactly_once_under_repeated_sigkill(zones, env, tmp_path):
+    admin = zones.credentials.admin
+    total = 100_000
+    produce(env, admin, total, seed=11, bad_ratio=0.01)
+    rng = random.Random(2026)
+    # Five kills at random points spread over the stream.
+    thresholds = sorted(rng.randint(i * total // 6 + 1, (i + 1) * total // 6) for i in range(5))
+    for n, threshold in enumerate(thresholds):
+        proc = Processor(env, tmp_path, f"crash{n}")
+        try:
+            wait_until(lambda: committed(env, admin) >= threshold or proc.proc.poll() is not None,
+                       240, f"{threshold} records committed before kill {n + 1}")
+            assert proc.proc.poll() is None, proc.log()[-2000:]
+            proc.kill()
+        finally:
+            proc.close()
+    final = Processor(env, tmp_path, "final", "--until-caught-up")
+    try:
+        assert final.wait(300) == 0, final.log()[-2000:]
+    finally:
+        final.close()
+    assert committed(env, admin) == total
+    _assert_exactly_once(verify(env, admin), total)
+
+
+def test_two_instances_share_partitions_and_one_takes_over(zones, env, tmp_path):
+    admin = zones.credentials.admin
+    total = 30_000
+    produce(env, admin, total, seed=12)
+    a = Processor(env, tmp_path, "a")
+    b = Processor(env, tmp_path, "b")
+    try:
+        # Both own some partitions before anything is decided.
+        wait_until(lambda: "partitions_assigned" in a.log() and "partitions_assigned" in b.log()
+                   and "partitions_revoked" in (a.log() + b.log()), 90,
+                   "both instances to get partitions")
+        wait_until(lambda: committed(env, admin) > 0, 120, "first commits")
+        a.kill()
+        wait_until(lambda: committed(env, admin) == total, 240, "b to finish a's partitions")
+        assert b.proc.poll() is None
+        assert b.stop() == 0
+    finally:
+        a.close()
+        b.close()
+    assert b.log().count("partitions_assigned") >= 2  # it took over a's share
+    _assert_exactly_once(verify(env, admin), total)
+
+
+@pytest.mark.skipif(local.backend() != "local", reason="needs the local launcher to stop a broker")
+def test_destination_down_for_30s_loses_and_duplicates_nothing(zones, env, tmp_path):
+    admin = zones.credentials.admin
+    total = 40_000
+    produce(env, admin, total, seed=13)
+    launcher = local.launcher()
+    eu = default_specs(["eu"])
+    proc = Processor(env, tmp_path, "outage", "--until-caught-up", "--idle-ms", "3000")
+    try:
+        wait_until(lambda: committed(env, admin) > 0, 120, "first commits")
+        launcher.down(eu, print)
+        # The outage itself is the scenario: the destination stays away for 30 s.
+        time.sleep(30)
+        assert proc.proc.poll() is None, "the processor exited during the outage"
+        launcher.up(eu, print)
+        assert proc.wait(300) == 0, proc.log()[-2000:]
+    finally:
+        proc.close()
+        launcher.up(eu, print)  # never leave the suite without its destination
+    assert "destination_unavailable" in proc.log()
+    _assert_exactly_once(verify(env, admin), total)
+
+
+def test_bad_and_withheld_records_stay_home_with_reasons(zones, env, tmp_path):
+    admin = zones.credentials.admin
+    total = 3_000
+    values = produce(env, admin, total, seed=14, bad_ratio=0.05)
+    proc = Processor(env, tmp_path, "bad", "--until-caught-up")
+    try:
+        assert proc.wait(180) == 0, proc.log()[-2000:]
+    finally:
+        proc.close()
+    report = verify(env, admin)
+    _assert_exactly_once(report, total)
+    origin = endpoint_of(env.config, env.origin)
+    quarantined = list(read_to_end(origin, admin, topics.quarantine(env.corridor)))
+    withheld = list(read_to_end(origin, admin, topics.withheld(env.corridor)))
+    assert quarantined and withheld
+    reasons = {r.header("corridor-reason") for r in quarantined}
+    assert any(r.startswith("decode: bad magic") for r in reasons)
+    assert any(r.startswith("decode: unknown schema fingerprint") for r in reasons)
+    assert any(r == "validate: declared_value >= 0" for r in reasons)
+    assert {r.header("corridor-reason") for r in withheld} == {"withhold: consent == false"}
+    # The side records carry the original bytes, keyed by their lineage.
+    for record in quarantined + withheld:
+        offset = int(record.key.decode().rsplit("/", 1)[1])
+        assert record.value is not None or offset >= 0
+    kept_home = {r.value for r in quarantined + withheld}
+    kept_lineage = {r.key.decode() for r in quarantined + withheld}
+    # Nothing of them in any destination topic, not even in aborted transactions.
+    dest = endpoint_of(env.config, env.dest)
+    corridor_topic = topics.corridor_topic(env.origin, env.dest, DATASET)
+    seen = list(read_to_end(dest, admin, corridor_topic, uncommitted=True))
+    assert len(seen) >= report.delivered
+    for record in seen:
+        assert record.header("corridor-lineage") not in kept_lineage
+        assert record.value not in kept_home
+    for internal in (topics.OFFSETS, topics.SCHEMAS, topics.KEYS):
+        for record in read_to_end(dest, admin, internal, uncommitted=True):
+            assert record.value not in kept_home
+    assert len(values) == total
