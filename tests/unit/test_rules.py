@@ -269,3 +269,265 @@ def test_plain_string_enum_schema_also_works() -> None:
 def test_missing_key_in_record_reads_as_null() -> None:
     assert compile_rule("i > 0", SCHEMA).evaluate({}) is None
     assert compile_rule("loc.port is null", SCHEMA).evaluate({"loc": None}) is True
+
+
+# ---------------------------------------------------------------- property: four evaluators agree
+#
+# Random rules are generated together with an oracle: a Python function written
+# here, independently of corridor.rules, from the documented semantics. Rules are
+# printed with the fewest parentheses precedence allows (plus random extra ones),
+# so a precedence bug shows up as a disagreement with the oracle.
+
+Oracle = Callable[[dict[str, Any]], Any]
+# text, precedence (0 or, 1 and, 2 not, 3 atom), oracle, and (text, oracle) of every
+# sub-rule, which the test checks too: a wrong leaf is often masked by an or/and above it.
+Expr = tuple[str, int, Oracle, tuple[tuple[str, Oracle], ...]]
+
+PY_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+NUM_FIELDS = {"i": int, "j": int, "loc.depth": int, "f": float, "g": float, "loc.w": float}
+FLOAT_FIELDS = ["f", "g", "loc.w"]
+STR_FIELDS = ["s", "e", "loc.port"]
+INT_LITS = [0, -1, 7, 2**53 + 1, -(2**63), 2**63 - 1]
+FLOAT_LITS = [0.0, -0.0, 0.5, -1.5, 0.1, 1e308, 2.0**53]
+STR_LITS = ["", "HK", "a", "b", "é", "it's", 'say "hi"', "strategic", "bulk", "HKG", "\n"]
+DEC_LITS = ["0", "1.25", "-3", "0.005", "12345678.9", "1e2", "-0.00", "7"]
+TS_LITS = ["1970-01-01T00:00:00Z", "2024-01-31T12:00:00.123+08:00", "2024-01-31",
+           "2024-01-31T12:00:00", "2000-02-29T23:59:59.999Z"]
+NULLABLE_FIELDS = ["i", "j", "f", "g", "s", "b", "e", "loc", "loc.port", "loc.w", "d", "ts", "day", "tags"]
+
+
+def get(row: dict[str, Any], path: str) -> Any:
+    value: Any = row
+    for name in path.split("."):
+        value = None if value is None else value[name]
+    return value
+
+
+def k_not(a: bool | None) -> bool | None:
+    return None if a is None else not a
+
+
+def k_and(a: bool | None, b: bool | None) -> bool | None:
+    return False if False in (a, b) else None if None in (a, b) else True
+
+
+def k_or(a: bool | None, b: bool | None) -> bool | None:
+    return True if True in (a, b) else None if None in (a, b) else False
+
+
+def quote(draw: st.DrawFn, text: str) -> str:
+    q = draw(st.sampled_from("'\""))
+    out = []
+    for ch in text:
+        if ch in ("\\", q):
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append(draw(st.sampled_from(["\\n", "\\u000a", "\\u000A"])))
+        elif ord(ch) > 127 and draw(st.booleans()):
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return q + "".join(out) + q
+
+
+def stamp(text: str) -> dt.datetime:
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+FAMILIES = ["num", "num", "num", "str", "str", "dec", "ts", "bool"]
+
+
+def literal(draw: st.DrawFn, family: str) -> tuple[Any, str]:
+    """A literal of a family: (value as the oracle sees it, rule text)."""
+    if family == "num":
+        value = draw(st.sampled_from(INT_LITS + FLOAT_LITS))
+        return value, repr(value)
+    if family == "str":
+        value = draw(st.sampled_from(STR_LITS))
+        return value, quote(draw, value)
+    if family == "dec":
+        text = draw(st.sampled_from(DEC_LITS))
+        return Decimal(text), text
+    if family == "ts":
+        text = draw(st.sampled_from(TS_LITS))
+        return stamp(text), repr(text)
+    value = draw(st.booleans())
+    return value, str(value).lower()
+
+
+def field_of(draw: st.DrawFn, family: str) -> str:
+    pools = {"num": sorted(NUM_FIELDS), "str": STR_FIELDS, "dec": ["d"], "ts": ["ts"], "bool": ["b"]}
+    return draw(st.sampled_from(pools[family]))
+
+
+def domain(family: str, name: str, values: list[Any]) -> Callable[[Any], Any]:
+    """How the oracle converts both sides before comparing (the documented domain)."""
+    if family == "num":
+        return float if NUM_FIELDS[name] is float or any(isinstance(v, float) for v in values) else int
+    return {"str": str, "dec": Decimal, "ts": lambda v: v, "bool": bool}[family]
+
+
+@st.composite
+def operands(draw: st.DrawFn) -> tuple[str, Any, str, Callable[[Any], Any]]:
+    """A field and a literal it can be compared with: (field, value, text, domain)."""
+    family = draw(st.sampled_from(FAMILIES))
+    name = field_of(draw, family)
+    value, text = literal(draw, family)
+    return name, value, text, domain(family, name, [value])
+
+
+@st.composite
+def comparisons(draw: st.DrawFn) -> Expr:
+    name, value, text, conv = draw(operands())
+    ops = ["==", "!="] if conv is bool else sorted(PY_OPS)
+    op = draw(st.sampled_from(ops))
+    if draw(st.booleans()):
+        def fn(r: dict[str, Any]) -> Any:
+            v = get(r, name)
+            return None if v is None else PY_OPS[op](conv(v), conv(value))
+        return f"{name} {op} {text}", 3, fn, ()
+
+    def fn_swapped(r: dict[str, Any]) -> Any:
+        v = get(r, name)
+        return None if v is None else PY_OPS[op](conv(value), conv(v))
+    return f"{text} {op} {name}", 3, fn_swapped, ()
+
+
+@st.composite
+def field_pairs(draw: st.DrawFn) -> Expr:
+    if draw(st.booleans()):
+        a, b = draw(st.sampled_from(sorted(NUM_FIELDS))), draw(st.sampled_from(sorted(NUM_FIELDS)))
+        conv: Callable[[Any], Any] = float if float in (NUM_FIELDS[a], NUM_FIELDS[b]) else int
+    else:
+        a, b, conv = draw(st.sampled_from(STR_FIELDS)), draw(st.sampled_from(STR_FIELDS)), str
+    op = draw(st.sampled_from(sorted(PY_OPS)))
+
+    def fn(r: dict[str, Any]) -> Any:
+        x, y = get(r, a), get(r, b)
+        return None if x is None or y is None else PY_OPS[op](conv(x), conv(y))
+    return f"{a} {op} {b}", 3, fn, ()
+
+
+@st.composite
+def memberships(draw: st.DrawFn) -> Expr:
+    family = draw(st.sampled_from(FAMILIES))
+    name = field_of(draw, family)
+    items = [literal(draw, family) for _ in range(draw(st.integers(1, 4)))]
+    values = [value for value, _ in items]
+    conv = domain(family, name, values)
+    negated = draw(st.booleans())
+
+    def fn(r: dict[str, Any]) -> Any:
+        v = get(r, name)
+        if v is None:
+            return None
+        return any(conv(v) == conv(x) for x in values) != negated
+    word = "not in" if negated else "in"
+    return f"{name} {word} [{', '.join(text for _, text in items)}]", 3, fn, ()
+
+
+@st.composite
+def null_checks(draw: st.DrawFn) -> Expr:
+    name = draw(st.sampled_from(NULLABLE_FIELDS))
+    negated = draw(st.booleans())
+    if draw(st.booleans()):
+        text = f"is_{'not_' if negated else ''}null({name})"
+    else:
+        text = f"{name} is {'not ' if negated else ''}null"
+    return text, 3, lambda r: (get(r, name) is None) != negated, ()
+
+
+@st.composite
+def float_checks(draw: st.DrawFn) -> Expr:
+    name = draw(st.sampled_from(FLOAT_FIELDS))
+    func = draw(st.sampled_from(["is_nan", "is_finite"]))
+    test = math.isnan if func == "is_nan" else math.isfinite
+
+    def fn(r: dict[str, Any]) -> Any:
+        v = get(r, name)
+        return None if v is None else test(v)
+    return f"{func}({name})", 3, fn, ()
+
+
+BARE_BOOLS: list[Expr] = [
+    ("b", 3, lambda r: r["b"], ()), ("true", 3, lambda r: True, ()), ("false", 3, lambda r: False, ()),
+]
+
+
+def paren(draw: st.DrawFn, expr: Expr, min_prec: int) -> str:
+    text, prec = expr[0], expr[1]
+    return f"({text})" if prec < min_prec or draw(st.integers(0, 5)) == 0 else text
+
+
+def parts(expr: Expr) -> tuple[tuple[str, Oracle], ...]:
+    return ((expr[0], expr[2]), *expr[3])
+
+
+@st.composite
+def combined(draw: st.DrawFn, children: st.SearchStrategy[Expr]) -> Expr:
+    kind = draw(st.sampled_from(["and", "or", "not"]))
+    a = draw(children)
+    if kind == "not":
+        return f"not {paren(draw, a, 2)}", 2, lambda r: k_not(a[2](r)), parts(a)
+    b = draw(children)
+    prec = 1 if kind == "and" else 0
+    text = f"{paren(draw, a, prec)} {kind} {paren(draw, b, prec + 1)}"
+    join = k_and if kind == "and" else k_or
+    return text, prec, lambda r: join(a[2](r), b[2](r)), parts(a) + parts(b)
+
+
+# Comparisons and memberships carry most of the semantics: weight them up.
+LEAVES = st.one_of(comparisons(), comparisons(), comparisons(), field_pairs(), memberships(), memberships(),
+                   null_checks(), float_checks(), st.sampled_from(BARE_BOOLS))
+RULES = st.recursive(LEAVES, combined, max_leaves=8)
+
+
+def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.none(), strategy)
+
+
+INTS = st.one_of(st.sampled_from(INT_LITS + [2**53]), st.sampled_from(INT_LITS), st.integers(-(2**63), 2**63 - 1))
+FLOATS = st.one_of(st.sampled_from(FLOAT_LITS + [7.0, math.nan, math.inf, -math.inf]), st.sampled_from([0.0, -0.0]), st.floats())
+STRINGS = st.one_of(st.sampled_from(STR_LITS), st.text(alphabet="abHKé'\"\n", max_size=3))
+ROW = st.fixed_dictionaries({
+    "i": maybe(INTS),
+    "j": maybe(st.one_of(st.integers(-3, 13), st.integers(-(2**31), 2**31 - 1))),
+    "f": maybe(FLOATS),
+    "g": maybe(st.one_of(st.sampled_from([0.0, -0.0, 0.5, 1.5, 12.0, math.nan]), st.floats(width=32))),
+    "s": maybe(STRINGS),
+    "b": maybe(st.booleans()),
+    "e": maybe(st.sampled_from(["strategic", "bulk", "perishable", "HK"])),
+    "loc": maybe(st.fixed_dictionaries({"port": maybe(STRINGS), "depth": maybe(INTS), "w": maybe(FLOATS)})),
+    "d": maybe(st.one_of(st.sampled_from([Decimal("1.25"), Decimal("-3.00"), Decimal("7.00"), Decimal("0.00")]),
+                         st.decimals(min_value=-(10**6), max_value=10**6, places=2,
+                                     allow_nan=False, allow_infinity=False))),
+    "ts": maybe(st.one_of(
+        st.sampled_from([stamp(t) for t in TS_LITS]),
+        st.datetimes(dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(UTC))
+        .map(lambda v: v.replace(microsecond=v.microsecond // 1000 * 1000)))),
+    "day": maybe(st.dates(dt.date(1970, 1, 1), dt.date(2100, 1, 1))),
+    "tags": maybe(st.lists(st.sampled_from(["x", "y"]), max_size=2)),
+})
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rule=RULES, rows=st.lists(ROW, min_size=1, max_size=12))
+def test_batch_expression_reference_and_oracle_agree(rule: Expr, rows: list[dict[str, Any]]) -> None:
+    batch = make_batch(rows)
+    records = batch.to_pylist()
+    for text, oracle in parts(rule):
+        fast, pushed, reference = run_all(text, batch)
+        for index, row in enumerate(records):
+            expected = oracle(row)
+            context = f"rule {text!r} row {index}: {row}"
+            assert fast[index] is expected, context
+            assert pushed[index] is expected, context
+            assert reference[index] is expected, context
+
+
+def test_empty_batch() -> None:
+    assert run_all("i > 0 or e in ['bulk'] or b", make_batch([])) == ([], [], [])
