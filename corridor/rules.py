@@ -52,19 +52,36 @@ import pyarrow.compute as pc
 
 from corridor.errors import RuleError
 from corridor.rules_check import (
-    Cast, Cmp, Column, Const, FloatTest, IsNull, Logic, Member, Negate, Plan, check,
+    Cast,
+    Cmp,
+    Column,
+    Const,
+    FloatTest,
+    IsNull,
+    Member,
+    Negate,
+    Plan,
+    check,
 )
 from corridor.rules_syntax import parse
 
 __all__ = ["Rule", "compile_rule"]
 
 _ARROW_CMP: dict[str, Callable[..., Any]] = {
-    "==": pc.equal, "!=": pc.not_equal, "<": pc.less,
-    "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal,
+    "==": pc.equal,
+    "!=": pc.not_equal,
+    "<": pc.less,
+    "<=": pc.less_equal,
+    ">": pc.greater,
+    ">=": pc.greater_equal,
 }
 _PY_CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _NULL_BOOL = pa.scalar(None, pa.bool_())
 _ZERO = pa.scalar(0.0, pa.float64())
@@ -76,7 +93,9 @@ class Rule:
 
     text: str
     fields: frozenset[str]  # dotted paths the rule reads
-    expression: pc.Expression = field(compare=False)  # same logic, for pyarrow.dataset / acero pushdown
+    expression: pc.Expression = field(
+        compare=False
+    )  # same logic, for pyarrow.dataset / acero pushdown
     plan: Plan = field(repr=False, compare=False)
     schema: pa.Schema = field(repr=False, compare=False)
 
@@ -110,7 +129,9 @@ class Rule:
             array = pc.struct_field(array, list(col.path[1:]))
         if array.type != col.type:
             dotted = ".".join(col.path)
-            raise RuleError(self.text, f"batch field {dotted} is {array.type}, rule was compiled for {col.type}")
+            raise RuleError(
+                self.text, f"batch field {dotted} is {array.type}, rule was compiled for {col.type}"
+            )
         return array
 
 

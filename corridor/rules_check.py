@@ -13,13 +13,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any, Union
+from typing import Any
 
 import pyarrow as pa
 
 from corridor.errors import RuleError
 from corridor.rules_syntax import (
-    BoolOp, Compare, FieldRef, FloatCheck, InList, Literal, Node, Not, NullCheck,
+    Compare,
+    FieldRef,
+    FloatCheck,
+    InList,
+    Literal,
+    Node,
+    Not,
+    NullCheck,
 )
 
 # Kinds: the domain a value is compared in. "other" values (struct, list, map,
@@ -96,13 +103,17 @@ class Logic:
     kind: str = "bool"
 
 
-Plan = Union[Column, Const, Cast, Cmp, Member, IsNull, FloatTest, Negate, Logic]
+Plan = Column | Const | Cast | Cmp | Member | IsNull | FloatTest | Negate | Logic
 
 
 def kind_of(t: pa.DataType) -> str:
     """The comparison domain of an Arrow type (see module docstring)."""
     if pa.types.is_dictionary(t):
-        return "string" if pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type) else "other"
+        return (
+            "string"
+            if pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)
+            else "other"
+        )
     if pa.types.is_integer(t):
         return "other" if t == pa.uint64() else "int"  # uint64 does not fit the int64 domain
     if pa.types.is_float32(t) or pa.types.is_float64(t):
@@ -198,7 +209,9 @@ class _Checker:
                 parent = ".".join(ref.path[: depth + 1])
                 if not pa.types.is_struct(t):
                     raise self.fail(
-                        f"{parent} is {describe_type(t)}, not a record; cannot read '{ref.dotted}'", ref.column)
+                        f"{parent} is {describe_type(t)}, not a record; cannot read '{ref.dotted}'",
+                        ref.column,
+                    )
                 fields = [t.field(i) for i in range(t.num_fields)]
                 where = f" in {parent}"
         assert t is not None
@@ -226,16 +239,22 @@ class _Checker:
         return _widen(plan, kind), const
 
     def convert(self, lit: Literal, kind: str, plan: Plan, node: Node) -> Const:
-        ok = (lit.kind == kind or (kind == "float" and lit.kind == "int")
-              or (kind == "decimal" and lit.kind in NUMERIC)
-              or (kind in ("timestamp", "date") and lit.kind == "string"))
+        ok = (
+            lit.kind == kind
+            or (kind == "float" and lit.kind == "int")
+            or (kind == "decimal" and lit.kind in NUMERIC)
+            or (kind in ("timestamp", "date") and lit.kind == "string")
+        )
         if not ok:
             hint = ""
             if kind in ("timestamp", "date"):
                 hint = "; write an ISO-8601 string such as '2024-01-31T00:00:00Z'"
             if kind == "other":
                 hint = "; only 'is null' / 'is not null' apply to it"
-            raise self.fail(f"{self.subject(node, plan)}, cannot compare to {_literal_name(lit)}{hint}", lit.column)
+            raise self.fail(
+                f"{self.subject(node, plan)}, cannot compare to {_literal_name(lit)}{hint}",
+                lit.column,
+            )
         try:
             return _convert(lit, kind, plan)
         except ValueError as exc:
@@ -345,7 +364,9 @@ def _convert(lit: Literal, kind: str, plan: Plan) -> Const:
         try:
             day = dt.date.fromisoformat(str(lit.value))
         except ValueError:
-            raise ValueError(f"{lit.value!r} is not an ISO-8601 date such as '2024-01-31'") from None
+            raise ValueError(
+                f"{lit.value!r} is not an ISO-8601 date such as '2024-01-31'"
+            ) from None
         return Const(pa.scalar(day, plan.type), day, kind)
     return _plain_const(lit)
 
@@ -354,12 +375,14 @@ def _parse_timestamp(text: str, t: pa.TimestampType) -> dt.datetime:
     try:
         stamp = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not an ISO-8601 timestamp such as '2024-01-31T12:00:00Z'") from None
+        raise ValueError(
+            f"{text!r} is not an ISO-8601 timestamp such as '2024-01-31T12:00:00Z'"
+        ) from None
     # Naive literals mean UTC: every corridor timestamp is UTC (CONTRACTS.md).
     if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+        stamp = stamp.replace(tzinfo=dt.UTC)
     if t.tz is None:
-        stamp = stamp.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     step = {"s": 1_000_000, "ms": 1_000, "us": 1}[t.unit]
     if stamp.microsecond % step:
         raise ValueError(f"{text!r} is finer than the field's unit ({t.unit})")
@@ -371,23 +394,31 @@ def _decimal_const(lit: Literal, plan: Plan) -> Const:
         value = Decimal(lit.text)
     except InvalidOperation:
         raise ValueError(f"{lit.text} is not a decimal number") from None
-    sign, digits, exponent = value.as_tuple()
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
     if exponent > 0:
         value = value.quantize(Decimal(1))
-        sign, digits, exponent = value.as_tuple()
+        _, digits, exponent = value.as_tuple()
         assert isinstance(exponent, int)
     scale = -exponent
     precision = max(len(digits), scale, 1)
     t = pa.decimal128(precision, scale) if precision <= _MAX_DECIMAL_DIGITS else None
     const = Const(pa.scalar(value, t), value, "decimal") if t is not None else None
     if const is None or not _decimal_fits(plan, const):
-        raise ValueError(f"decimal {lit.text} has too many digits to compare with {describe_type(_type(plan))}")
+        raise ValueError(
+            f"decimal {lit.text} has too many digits to compare with {describe_type(_type(plan))}"
+        )
     return const
 
 
 def _type(plan: Plan) -> pa.DataType:
-    return plan.type if isinstance(plan, (Column, Cast)) else plan.scalar.type if isinstance(plan, Const) else pa.bool_()
+    return (
+        plan.type
+        if isinstance(plan, (Column, Cast))
+        else plan.scalar.type
+        if isinstance(plan, Const)
+        else pa.bool_()
+    )
 
 
 def _decimal_fits(a: Plan, b: Plan) -> bool:

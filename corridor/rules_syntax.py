@@ -12,7 +12,6 @@ one character, so a multi-line YAML rule still has an unambiguous position.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from corridor.errors import RuleError
 
@@ -103,7 +102,7 @@ class BoolOp:
     column: int  # of the operator
 
 
-Node = Union[FieldRef, Literal, Compare, InList, NullCheck, FloatCheck, Not, BoolOp]
+Node = FieldRef | Literal | Compare | InList | NullCheck | FloatCheck | Not | BoolOp
 
 
 # ---------------------------------------------------------------- tokenizer
@@ -300,7 +299,9 @@ class _Parser:
             negated = self.at("keyword", "not")
             if negated:
                 self.advance()
-            self.expect("keyword", "null", "'null' after 'is'" if not negated else "'null' after 'is not'")
+            self.expect(
+                "keyword", "null", "'null' after 'is'" if not negated else "'null' after 'is not'"
+            )
             return NullCheck(left, negated, tok.column)
         else:
             return left

@@ -22,17 +22,38 @@ from hypothesis import strategies as st
 
 from corridor.errors import RuleError
 from corridor.rules import compile_rule
-from corridor.rules_syntax import BoolOp, Compare, FieldRef, FloatCheck, InList, Literal, Node, Not, NullCheck, parse
+from corridor.rules_syntax import (
+    BoolOp,
+    Compare,
+    FieldRef,
+    FloatCheck,
+    InList,
+    Literal,
+    Node,
+    Not,
+    NullCheck,
+    parse,
+)
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ENUM = pa.dictionary(pa.int32(), pa.string())
 LOC = pa.struct([("port", pa.string()), ("depth", pa.int64()), ("w", pa.float64())])
-SCHEMA = pa.schema([
-    ("i", pa.int64()), ("j", pa.int32()), ("f", pa.float64()), ("g", pa.float32()),
-    ("s", pa.string()), ("b", pa.bool_()), ("e", ENUM), ("loc", LOC),
-    ("d", pa.decimal128(10, 2)), ("ts", pa.timestamp("ms", tz="UTC")), ("day", pa.date32()),
-    ("tags", pa.list_(pa.string())),
-])
+SCHEMA = pa.schema(
+    [
+        ("i", pa.int64()),
+        ("j", pa.int32()),
+        ("f", pa.float64()),
+        ("g", pa.float32()),
+        ("s", pa.string()),
+        ("b", pa.bool_()),
+        ("e", ENUM),
+        ("loc", LOC),
+        ("d", pa.decimal128(10, 2)),
+        ("ts", pa.timestamp("ms", tz="UTC")),
+        ("day", pa.date32()),
+        ("tags", pa.list_(pa.string())),
+    ]
+)
 
 
 def make_batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
@@ -79,26 +100,29 @@ def show(node: Node) -> str:
     return f"({show(node.left)} {node.op} {show(node.right)})"
 
 
-@pytest.mark.parametrize(("text", "tree"), [
-    ("a or b and c", "(a or (b and c))"),
-    ("a and b or c", "((a and b) or c)"),
-    ("a or b or c", "((a or b) or c)"),
-    ("not a and b", "((not a) and b)"),
-    ("not not a", "(not (not a))"),
-    ("not a == 1 or b", "((not (a == 1)) or b)"),
-    ("(a or b) and c", "((a or b) and c)"),
-    ("a AND NOT b Or c", "((a and (not b)) or c)"),
-    ("x in ['CN', \"HK\",]", "(x in ['CN', 'HK'])"),
-    ("x not in [1, -2, 3.5e1]", "(x not in [1, -2, 35.0])"),
-    ("x is null and y is not null", "((x is null) and (y is not null))"),
-    ("is_null(x) or is_not_null(y.z)", "((x is null) or (y.z is not null))"),
-    ("is_nan(f) or IS_FINITE(f)", "(is_nan(f) or is_finite(f))"),
-    ("location.port == 'HKG'", "(location.port == 'HKG')"),
-    ("a>=-1.5e-3", "(a >= -0.0015)"),
-    ("'it\\'s' != \"say \\\"hi\\\"\\n\\u00e9\"", "(\"it's\" != 'say \"hi\"\\né')"),
-    ("\n  a == 1\n  and b\n", "((a == 1) and b)"),
-    ("true or false", "(True or False)"),
-])
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [
+        ("a or b and c", "(a or (b and c))"),
+        ("a and b or c", "((a and b) or c)"),
+        ("a or b or c", "((a or b) or c)"),
+        ("not a and b", "((not a) and b)"),
+        ("not not a", "(not (not a))"),
+        ("not a == 1 or b", "((not (a == 1)) or b)"),
+        ("(a or b) and c", "((a or b) and c)"),
+        ("a AND NOT b Or c", "((a and (not b)) or c)"),
+        ("x in ['CN', \"HK\",]", "(x in ['CN', 'HK'])"),
+        ("x not in [1, -2, 3.5e1]", "(x not in [1, -2, 35.0])"),
+        ("x is null and y is not null", "((x is null) and (y is not null))"),
+        ("is_null(x) or is_not_null(y.z)", "((x is null) or (y.z is not null))"),
+        ("is_nan(f) or IS_FINITE(f)", "(is_nan(f) or is_finite(f))"),
+        ("location.port == 'HKG'", "(location.port == 'HKG')"),
+        ("a>=-1.5e-3", "(a >= -0.0015)"),
+        ('\'it\\\'s\' != "say \\"hi\\"\\n\\u00e9"', '("it\'s" != \'say "hi"\\né\')'),
+        ("\n  a == 1\n  and b\n", "((a == 1) and b)"),
+        ("true or false", "(True or False)"),
+    ],
+)
 def test_parse_precedence(text: str, tree: str) -> None:
     assert show(parse(text)) == tree
 
@@ -113,59 +137,74 @@ def test_parse_columns_point_at_tokens() -> None:
 # ---------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize(("text", "message", "column"), [
-    # syntax
-    ("", "empty rule", 1),
-    ("(i == 1", "expected ')', got end of rule", 8),
-    ("i == 1)", "unexpected ')'", 7),
-    ("i == 1 s", "unexpected 's'", 8),
-    ("i = 1", "unexpected character '='; use '==' to compare", 3),
-    ("i == 1 && b", "unexpected character '&'; use 'and'", 8),
-    ("!b", "unexpected character '!'; use 'not' or '!='", 1),
-    ("i < 1 < 2", "comparisons do not chain", 7),
-    ("s == 'abc", "unterminated string", 6),
-    ("s == 'a\\qb'", "unknown escape '\\q'", 8),
-    ("i == 12ab", "invalid number '12ab'", 6),
-    ("i == - s", "expected a number after '-', got 's'", 8),
-    ("s in 'a'", "expected '[' to start a list, got string 'a'", 6),
-    ("s in ['a' 'b']", "expected ',' or ']', got string 'b'", 11),
-    ("s in ['a', null]", "null is not allowed in a list", 12),
-    ("s == null", "null can only be tested with 'x is null'", 6),
-    ("s is nul", "expected 'null' after 'is', got 'nul'", 6),
-    ("i ==", "expected a field, a value or '(', got end of rule", 5),
-    ("loc. == 1", "expected a field name after 'loc.'", 5),
-    ("foo(i)", "unknown function 'foo' (known: is_finite, is_nan, is_not_null, is_null)", 1),
-    ("is_null()", "is_null() takes one argument", 9),
-    ("is_nan(f, g)", "is_nan() takes one argument", 9),
-    # names
-    ("foo == 1", "unknown field 'foo' (known: i, j, f, g, s, b, e, loc, ...)", 1),
-    ("b and loc.nope > 1", "unknown field 'loc.nope' in loc (known: port, depth, w)", 7),
-    ("i.x == 1", "i is int64, not a record; cannot read 'i.x'", 1),
-    # types
-    ("f == 'x'", "f is double, cannot compare to string 'x'", 6),
-    ("'x' < i", "i is int64, cannot compare to string 'x'", 1),
-    ("s == 1", "s is string, cannot compare to integer 1", 6),
-    ("e in ['a', 2]", "e is enum, cannot compare to integer 2", 12),
-    ("b == 1", "b is bool, cannot compare to integer 1", 6),
-    ("b < true", "'<' needs ordered values; b is bool (use == or !=)", 3),
-    ("i == s", "cannot compare i (int64) with s (string): different kinds of value", 6),
-    ("d == f", "cannot compare d (decimal128(10, 2)) with f (double): different kinds of value", 6),
-    ("loc == 1", "loc is struct<port: string, depth: int64, w: double>, cannot compare to integer 1", 8),
-    ("tags == tags", "only 'is null' applies to these", 9),
-    ("is_nan(i)", "is_nan() needs a float field; i is int64", 1),
-    ("is_finite(s)", "is_finite() needs a float field; s is string", 1),
-    ("i", "a rule must be a condition (true or false); i is int64", 1),
-    ("not s", "'not' needs a condition; s is string", 5),
-    ("b and 1", "'and' needs conditions on both sides; got integer 1", 7),
-    ("i == 1 or f", "'or' needs conditions on both sides; f is double", 11),
-    ("i in []", "empty list", 3),
-    ("i == 9223372036854775808", "integer 9223372036854775808 is out of range", 6),
-    ("ts > 5", "ts is timestamp[ms, tz=UTC], cannot compare to integer 5; write an ISO-8601 string", 6),
-    ("ts > '31/01/2024'", "'31/01/2024' is not an ISO-8601 timestamp", 6),
-    ("ts > '2024-01-01T00:00:00.0001Z'", "finer than the field's unit (ms)", 6),
-    ("day == '2024-02-30'", "is not an ISO-8601 date", 8),
-    ("d > 1.234567890123456789012345678901234567", "has too many digits", 5),
-])
+@pytest.mark.parametrize(
+    ("text", "message", "column"),
+    [
+        # syntax
+        ("", "empty rule", 1),
+        ("(i == 1", "expected ')', got end of rule", 8),
+        ("i == 1)", "unexpected ')'", 7),
+        ("i == 1 s", "unexpected 's'", 8),
+        ("i = 1", "unexpected character '='; use '==' to compare", 3),
+        ("i == 1 && b", "unexpected character '&'; use 'and'", 8),
+        ("!b", "unexpected character '!'; use 'not' or '!='", 1),
+        ("i < 1 < 2", "comparisons do not chain", 7),
+        ("s == 'abc", "unterminated string", 6),
+        ("s == 'a\\qb'", "unknown escape '\\q'", 8),
+        ("i == 12ab", "invalid number '12ab'", 6),
+        ("i == - s", "expected a number after '-', got 's'", 8),
+        ("s in 'a'", "expected '[' to start a list, got string 'a'", 6),
+        ("s in ['a' 'b']", "expected ',' or ']', got string 'b'", 11),
+        ("s in ['a', null]", "null is not allowed in a list", 12),
+        ("s == null", "null can only be tested with 'x is null'", 6),
+        ("s is nul", "expected 'null' after 'is', got 'nul'", 6),
+        ("i ==", "expected a field, a value or '(', got end of rule", 5),
+        ("loc. == 1", "expected a field name after 'loc.'", 5),
+        ("foo(i)", "unknown function 'foo' (known: is_finite, is_nan, is_not_null, is_null)", 1),
+        ("is_null()", "is_null() takes one argument", 9),
+        ("is_nan(f, g)", "is_nan() takes one argument", 9),
+        # names
+        ("foo == 1", "unknown field 'foo' (known: i, j, f, g, s, b, e, loc, ...)", 1),
+        ("b and loc.nope > 1", "unknown field 'loc.nope' in loc (known: port, depth, w)", 7),
+        ("i.x == 1", "i is int64, not a record; cannot read 'i.x'", 1),
+        # types
+        ("f == 'x'", "f is double, cannot compare to string 'x'", 6),
+        ("'x' < i", "i is int64, cannot compare to string 'x'", 1),
+        ("s == 1", "s is string, cannot compare to integer 1", 6),
+        ("e in ['a', 2]", "e is enum, cannot compare to integer 2", 12),
+        ("b == 1", "b is bool, cannot compare to integer 1", 6),
+        ("b < true", "'<' needs ordered values; b is bool (use == or !=)", 3),
+        ("i == s", "cannot compare i (int64) with s (string): different kinds of value", 6),
+        (
+            "d == f",
+            "cannot compare d (decimal128(10, 2)) with f (double): different kinds of value",
+            6,
+        ),
+        (
+            "loc == 1",
+            "loc is struct<port: string, depth: int64, w: double>, cannot compare to integer 1",
+            8,
+        ),
+        ("tags == tags", "only 'is null' applies to these", 9),
+        ("is_nan(i)", "is_nan() needs a float field; i is int64", 1),
+        ("is_finite(s)", "is_finite() needs a float field; s is string", 1),
+        ("i", "a rule must be a condition (true or false); i is int64", 1),
+        ("not s", "'not' needs a condition; s is string", 5),
+        ("b and 1", "'and' needs conditions on both sides; got integer 1", 7),
+        ("i == 1 or f", "'or' needs conditions on both sides; f is double", 11),
+        ("i in []", "empty list", 3),
+        ("i == 9223372036854775808", "integer 9223372036854775808 is out of range", 6),
+        (
+            "ts > 5",
+            "ts is timestamp[ms, tz=UTC], cannot compare to integer 5; write an ISO-8601 string",
+            6,
+        ),
+        ("ts > '31/01/2024'", "'31/01/2024' is not an ISO-8601 timestamp", 6),
+        ("ts > '2024-01-01T00:00:00.0001Z'", "finer than the field's unit (ms)", 6),
+        ("day == '2024-02-30'", "is not an ISO-8601 date", 8),
+        ("d > 1.234567890123456789012345678901234567", "has too many digits", 5),
+    ],
+)
 def test_errors_say_what_and_where(text: str, message: str, column: int) -> None:
     with pytest.raises(RuleError) as info:
         compile_rule(text, SCHEMA)
@@ -178,55 +217,95 @@ def test_errors_say_what_and_where(text: str, message: str, column: int) -> None
 # ---------------------------------------------------------------- semantics
 
 ROWS: list[dict[str, Any]] = [
-    {"i": 2**53 + 1, "j": 1, "f": math.nan, "g": 0.5, "s": "HK", "b": True, "e": "strategic",
-     "loc": {"port": "HKG", "depth": 12, "w": -0.0}, "d": Decimal("1.25"),
-     "ts": dt.datetime(2024, 1, 31, 12, 0, tzinfo=UTC), "day": dt.date(2024, 1, 31), "tags": ["x"]},
-    {"i": -1, "j": None, "f": -0.0, "g": None, "s": "é", "b": False, "e": "bulk",
-     "loc": None, "d": Decimal("-3.00"), "ts": None, "day": None, "tags": None},
-    {"i": None, "j": 7, "f": math.inf, "g": 1.5, "s": None, "b": None, "e": None,
-     "loc": {"port": None, "depth": None, "w": math.nan}, "d": None,
-     "ts": dt.datetime(1970, 1, 1, tzinfo=UTC), "day": dt.date(1970, 1, 1), "tags": []},
+    {
+        "i": 2**53 + 1,
+        "j": 1,
+        "f": math.nan,
+        "g": 0.5,
+        "s": "HK",
+        "b": True,
+        "e": "strategic",
+        "loc": {"port": "HKG", "depth": 12, "w": -0.0},
+        "d": Decimal("1.25"),
+        "ts": dt.datetime(2024, 1, 31, 12, 0, tzinfo=UTC),
+        "day": dt.date(2024, 1, 31),
+        "tags": ["x"],
+    },
+    {
+        "i": -1,
+        "j": None,
+        "f": -0.0,
+        "g": None,
+        "s": "é",
+        "b": False,
+        "e": "bulk",
+        "loc": None,
+        "d": Decimal("-3.00"),
+        "ts": None,
+        "day": None,
+        "tags": None,
+    },
+    {
+        "i": None,
+        "j": 7,
+        "f": math.inf,
+        "g": 1.5,
+        "s": None,
+        "b": None,
+        "e": None,
+        "loc": {"port": None, "depth": None, "w": math.nan},
+        "d": None,
+        "ts": dt.datetime(1970, 1, 1, tzinfo=UTC),
+        "day": dt.date(1970, 1, 1),
+        "tags": [],
+    },
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("b == false or e == 'strategic'", [True, True, None]),
-    ("b == true", [True, False, None]),
-    ("b != true", [False, True, None]),
-    ("not b", [False, True, None]),
-    ("b and i > 0", [True, False, None]),
-    ("b or i > 0", [True, False, None]),
-    ("f >= 0 and not is_nan(f)", [False, True, True]),
-    ("is_nan(f)", [True, False, False]),
-    ("is_finite(loc.w)", [True, None, False]),
-    ("f == f", [False, True, True]),
-    ("f != f", [True, False, False]),
-    ("f == 0", [False, True, False]),
-    ("f in [0.0]", [False, True, False]),
-    ("loc.w in [-0.0, 3]", [True, None, False]),
-    ("i == 9007199254740992.0", [True, False, None]),  # int vs float compares as float64, like Arrow
-    ("i == 9007199254740993", [True, False, None]),
-    ("i in [9007199254740993, -1]", [True, True, None]),
-    ("i not in [-1]", [True, False, None]),
-    ("s in ['HK', 'CN']", [True, False, None]),
-    ("s > 'z'", [False, True, None]),  # code-point order, as UTF-8 bytes
-    ("e in ['bulk'] or e == 'strategic'", [True, True, None]),
-    ("e < 'c'", [False, True, None]),
-    ("e == s", [False, False, None]),
-    ("loc.port == 'HKG'", [True, None, None]),
-    ("loc is null", [False, True, False]),
-    ("is_not_null(loc.port)", [True, False, False]),
-    ("j < g", [False, None, False]),
-    ("d > 1.2", [True, False, None]),
-    ("d == 1.250", [True, False, None]),
-    ("d in [-3, 7]", [False, True, None]),
-    ("ts >= '2024-01-31T20:00:00+08:00'", [True, None, False]),
-    ("ts < '2024-01-31'", [False, None, True]),
-    ("day == '2024-01-31'", [True, None, False]),
-    ("tags is not null", [True, False, True]),
-    ("true", [True, True, True]),
-    ("1 == 1.0 and not 'a' > 'b'", [True, True, True]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("b == false or e == 'strategic'", [True, True, None]),
+        ("b == true", [True, False, None]),
+        ("b != true", [False, True, None]),
+        ("not b", [False, True, None]),
+        ("b and i > 0", [True, False, None]),
+        ("b or i > 0", [True, False, None]),
+        ("f >= 0 and not is_nan(f)", [False, True, True]),
+        ("is_nan(f)", [True, False, False]),
+        ("is_finite(loc.w)", [True, None, False]),
+        ("f == f", [False, True, True]),
+        ("f != f", [True, False, False]),
+        ("f == 0", [False, True, False]),
+        ("f in [0.0]", [False, True, False]),
+        ("loc.w in [-0.0, 3]", [True, None, False]),
+        (
+            "i == 9007199254740992.0",
+            [True, False, None],
+        ),  # int vs float compares as float64, like Arrow
+        ("i == 9007199254740993", [True, False, None]),
+        ("i in [9007199254740993, -1]", [True, True, None]),
+        ("i not in [-1]", [True, False, None]),
+        ("s in ['HK', 'CN']", [True, False, None]),
+        ("s > 'z'", [False, True, None]),  # code-point order, as UTF-8 bytes
+        ("e in ['bulk'] or e == 'strategic'", [True, True, None]),
+        ("e < 'c'", [False, True, None]),
+        ("e == s", [False, False, None]),
+        ("loc.port == 'HKG'", [True, None, None]),
+        ("loc is null", [False, True, False]),
+        ("is_not_null(loc.port)", [True, False, False]),
+        ("j < g", [False, None, False]),
+        ("d > 1.2", [True, False, None]),
+        ("d == 1.250", [True, False, None]),
+        ("d in [-3, 7]", [False, True, None]),
+        ("ts >= '2024-01-31T20:00:00+08:00'", [True, None, False]),
+        ("ts < '2024-01-31'", [False, None, True]),
+        ("day == '2024-01-31'", [True, None, False]),
+        ("tags is not null", [True, False, True]),
+        ("true", [True, True, True]),
+        ("1 == 1.0 and not 'a' > 'b'", [True, True, True]),
+    ],
+)
 def test_semantics(text: str, expected: list[Any]) -> None:
     fast, pushed, reference = run_all(text, make_batch(ROWS))
     assert fast == expected
@@ -237,10 +316,16 @@ def test_semantics(text: str, expected: list[Any]) -> None:
 @pytest.mark.parametrize("a", [True, False, None])
 @pytest.mark.parametrize("b", [True, False, None])
 def test_kleene_truth_tables(a: bool | None, b: bool | None) -> None:
-    batch = pa.RecordBatch.from_pydict({"x": pa.array([a], pa.bool_()), "y": pa.array([b], pa.bool_())})
+    batch = pa.RecordBatch.from_pydict(
+        {"x": pa.array([a], pa.bool_()), "y": pa.array([b], pa.bool_())}
+    )
     expect_and = False if False in (a, b) else None if None in (a, b) else True
     expect_or = True if True in (a, b) else None if None in (a, b) else False
-    for text, expected in (("x and y", expect_and), ("x or y", expect_or), ("not x", None if a is None else not a)):
+    for text, expected in (
+        ("x and y", expect_and),
+        ("x or y", expect_or),
+        ("not x", None if a is None else not a),
+    ):
         assert run_all(text, batch) == ([expected], [expected], [expected])
 
 
@@ -262,7 +347,9 @@ def test_batch_with_wrong_types_is_refused() -> None:
 
 def test_plain_string_enum_schema_also_works() -> None:
     schema = pa.schema([("category", pa.string()), ("consent", pa.bool_())])
-    batch = pa.RecordBatch.from_pydict({"category": ["strategic", None], "consent": [True, None]}, schema=schema)
+    batch = pa.RecordBatch.from_pydict(
+        {"category": ["strategic", None], "consent": [True, None]}, schema=schema
+    )
     assert run_all("consent == false or category == 'strategic'", batch)[0] == [True, None]
 
 
@@ -284,8 +371,12 @@ Oracle = Callable[[dict[str, Any]], Any]
 Expr = tuple[str, int, Oracle, tuple[tuple[str, Oracle], ...]]
 
 PY_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 NUM_FIELDS = {"i": int, "j": int, "loc.depth": int, "f": float, "g": float, "loc.w": float}
 FLOAT_FIELDS = ["f", "g", "loc.w"]
@@ -294,9 +385,29 @@ INT_LITS = [0, -1, 7, 2**53 + 1, -(2**63), 2**63 - 1]
 FLOAT_LITS = [0.0, -0.0, 0.5, -1.5, 0.1, 1e308, 2.0**53]
 STR_LITS = ["", "HK", "a", "b", "é", "it's", 'say "hi"', "strategic", "bulk", "HKG", "\n"]
 DEC_LITS = ["0", "1.25", "-3", "0.005", "12345678.9", "1e2", "-0.00", "7"]
-TS_LITS = ["1970-01-01T00:00:00Z", "2024-01-31T12:00:00.123+08:00", "2024-01-31",
-           "2024-01-31T12:00:00", "2000-02-29T23:59:59.999Z"]
-NULLABLE_FIELDS = ["i", "j", "f", "g", "s", "b", "e", "loc", "loc.port", "loc.w", "d", "ts", "day", "tags"]
+TS_LITS = [
+    "1970-01-01T00:00:00Z",
+    "2024-01-31T12:00:00.123+08:00",
+    "2024-01-31",
+    "2024-01-31T12:00:00",
+    "2000-02-29T23:59:59.999Z",
+]
+NULLABLE_FIELDS = [
+    "i",
+    "j",
+    "f",
+    "g",
+    "s",
+    "b",
+    "e",
+    "loc",
+    "loc.port",
+    "loc.w",
+    "d",
+    "ts",
+    "day",
+    "tags",
+]
 
 
 def get(row: dict[str, Any], path: str) -> Any:
@@ -360,14 +471,22 @@ def literal(draw: st.DrawFn, family: str) -> tuple[Any, str]:
 
 
 def field_of(draw: st.DrawFn, family: str) -> str:
-    pools = {"num": sorted(NUM_FIELDS), "str": STR_FIELDS, "dec": ["d"], "ts": ["ts"], "bool": ["b"]}
+    pools = {
+        "num": sorted(NUM_FIELDS),
+        "str": STR_FIELDS,
+        "dec": ["d"],
+        "ts": ["ts"],
+        "bool": ["b"],
+    }
     return draw(st.sampled_from(pools[family]))
 
 
 def domain(family: str, name: str, values: list[Any]) -> Callable[[Any], Any]:
     """How the oracle converts both sides before comparing (the documented domain)."""
     if family == "num":
-        return float if NUM_FIELDS[name] is float or any(isinstance(v, float) for v in values) else int
+        return (
+            float if NUM_FIELDS[name] is float or any(isinstance(v, float) for v in values) else int
+        )
     return {"str": str, "dec": Decimal, "ts": lambda v: v, "bool": bool}[family]
 
 
@@ -386,14 +505,17 @@ def comparisons(draw: st.DrawFn) -> Expr:
     ops = ["==", "!="] if conv is bool else sorted(PY_OPS)
     op = draw(st.sampled_from(ops))
     if draw(st.booleans()):
+
         def fn(r: dict[str, Any]) -> Any:
             v = get(r, name)
             return None if v is None else PY_OPS[op](conv(v), conv(value))
+
         return f"{name} {op} {text}", 3, fn, ()
 
     def fn_swapped(r: dict[str, Any]) -> Any:
         v = get(r, name)
         return None if v is None else PY_OPS[op](conv(value), conv(v))
+
     return f"{text} {op} {name}", 3, fn_swapped, ()
 
 
@@ -409,6 +531,7 @@ def field_pairs(draw: st.DrawFn) -> Expr:
     def fn(r: dict[str, Any]) -> Any:
         x, y = get(r, a), get(r, b)
         return None if x is None or y is None else PY_OPS[op](conv(x), conv(y))
+
     return f"{a} {op} {b}", 3, fn, ()
 
 
@@ -426,6 +549,7 @@ def memberships(draw: st.DrawFn) -> Expr:
         if v is None:
             return None
         return any(conv(v) == conv(x) for x in values) != negated
+
     word = "not in" if negated else "in"
     return f"{name} {word} [{', '.join(text for _, text in items)}]", 3, fn, ()
 
@@ -450,11 +574,14 @@ def float_checks(draw: st.DrawFn) -> Expr:
     def fn(r: dict[str, Any]) -> Any:
         v = get(r, name)
         return None if v is None else test(v)
+
     return f"{func}({name})", 3, fn, ()
 
 
 BARE_BOOLS: list[Expr] = [
-    ("b", 3, lambda r: r["b"], ()), ("true", 3, lambda r: True, ()), ("false", 3, lambda r: False, ()),
+    ("b", 3, lambda r: r["b"], ()),
+    ("true", 3, lambda r: True, ()),
+    ("false", 3, lambda r: False, ()),
 ]
 
 
@@ -481,8 +608,17 @@ def combined(draw: st.DrawFn, children: st.SearchStrategy[Expr]) -> Expr:
 
 
 # Comparisons and memberships carry most of the semantics: weight them up.
-LEAVES = st.one_of(comparisons(), comparisons(), comparisons(), field_pairs(), memberships(), memberships(),
-                   null_checks(), float_checks(), st.sampled_from(BARE_BOOLS))
+LEAVES = st.one_of(
+    comparisons(),
+    comparisons(),
+    comparisons(),
+    field_pairs(),
+    memberships(),
+    memberships(),
+    null_checks(),
+    float_checks(),
+    st.sampled_from(BARE_BOOLS),
+)
 RULES = st.recursive(LEAVES, combined, max_leaves=8)
 
 
@@ -490,33 +626,64 @@ def maybe(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
 
 
-INTS = st.one_of(st.sampled_from(INT_LITS + [2**53]), st.sampled_from(INT_LITS), st.integers(-(2**63), 2**63 - 1))
-FLOATS = st.one_of(st.sampled_from(FLOAT_LITS + [7.0, math.nan, math.inf, -math.inf]), st.sampled_from([0.0, -0.0]), st.floats())
+INTS = st.one_of(
+    st.sampled_from(INT_LITS + [2**53]), st.sampled_from(INT_LITS), st.integers(-(2**63), 2**63 - 1)
+)
+FLOATS = st.one_of(
+    st.sampled_from(FLOAT_LITS + [7.0, math.nan, math.inf, -math.inf]),
+    st.sampled_from([0.0, -0.0]),
+    st.floats(),
+)
 STRINGS = st.one_of(st.sampled_from(STR_LITS), st.text(alphabet="abHKé'\"\n", max_size=3))
-ROW = st.fixed_dictionaries({
-    "i": maybe(INTS),
-    "j": maybe(st.one_of(st.integers(-3, 13), st.integers(-(2**31), 2**31 - 1))),
-    "f": maybe(FLOATS),
-    "g": maybe(st.one_of(st.sampled_from([0.0, -0.0, 0.5, 1.5, 12.0, math.nan]), st.floats(width=32))),
-    "s": maybe(STRINGS),
-    "b": maybe(st.booleans()),
-    "e": maybe(st.sampled_from(["strategic", "bulk", "perishable", "HK"])),
-    "loc": maybe(st.fixed_dictionaries({"port": maybe(STRINGS), "depth": maybe(INTS), "w": maybe(FLOATS)})),
-    "d": maybe(st.one_of(st.sampled_from([Decimal("1.25"), Decimal("-3.00"), Decimal("7.00"), Decimal("0.00")]),
-                         st.decimals(min_value=-(10**6), max_value=10**6, places=2,
-                                     allow_nan=False, allow_infinity=False))),
-    "ts": maybe(st.one_of(
-        st.sampled_from([stamp(t) for t in TS_LITS]),
-        st.datetimes(dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(UTC))
-        .map(lambda v: v.replace(microsecond=v.microsecond // 1000 * 1000)))),
-    "day": maybe(st.dates(dt.date(1970, 1, 1), dt.date(2100, 1, 1))),
-    "tags": maybe(st.lists(st.sampled_from(["x", "y"]), max_size=2)),
-})
+ROW = st.fixed_dictionaries(
+    {
+        "i": maybe(INTS),
+        "j": maybe(st.one_of(st.integers(-3, 13), st.integers(-(2**31), 2**31 - 1))),
+        "f": maybe(FLOATS),
+        "g": maybe(
+            st.one_of(st.sampled_from([0.0, -0.0, 0.5, 1.5, 12.0, math.nan]), st.floats(width=32))
+        ),
+        "s": maybe(STRINGS),
+        "b": maybe(st.booleans()),
+        "e": maybe(st.sampled_from(["strategic", "bulk", "perishable", "HK"])),
+        "loc": maybe(
+            st.fixed_dictionaries(
+                {"port": maybe(STRINGS), "depth": maybe(INTS), "w": maybe(FLOATS)}
+            )
+        ),
+        "d": maybe(
+            st.one_of(
+                st.sampled_from(
+                    [Decimal("1.25"), Decimal("-3.00"), Decimal("7.00"), Decimal("0.00")]
+                ),
+                st.decimals(
+                    min_value=-(10**6),
+                    max_value=10**6,
+                    places=2,
+                    allow_nan=False,
+                    allow_infinity=False,
+                ),
+            )
+        ),
+        "ts": maybe(
+            st.one_of(
+                st.sampled_from([stamp(t) for t in TS_LITS]),
+                st.datetimes(
+                    dt.datetime(1970, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(UTC)
+                ).map(lambda v: v.replace(microsecond=v.microsecond // 1000 * 1000)),
+            )
+        ),
+        "day": maybe(st.dates(dt.date(1970, 1, 1), dt.date(2100, 1, 1))),
+        "tags": maybe(st.lists(st.sampled_from(["x", "y"]), max_size=2)),
+    }
+)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rule=RULES, rows=st.lists(ROW, min_size=1, max_size=12))
-def test_batch_expression_reference_and_oracle_agree(rule: Expr, rows: list[dict[str, Any]]) -> None:
+def test_batch_expression_reference_and_oracle_agree(
+    rule: Expr, rows: list[dict[str, Any]]
+) -> None:
     batch = make_batch(rows)
     records = batch.to_pylist()
     for text, oracle in parts(rule):
