@@ -32,7 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition,
+)
 
 from corridor import pipeline, topics
 from corridor.config import Config
@@ -91,6 +93,8 @@ class CorridorRunner:
         self.stats = Stats()
         self.sinks: dict[tuple[str, int], TransactionalSink] = {}
         self.published: set[bytes] = set()
+        # Next source offset to process per owned partition (what was committed last).
+        self.positions: dict[tuple[str, int], int] = {}
         self._state: dict[str, str] = {}
         self.keyring = keyring
         self.key_provider = key_provider
@@ -151,6 +155,7 @@ class CorridorRunner:
             self._check_gap(tp, start)
             starts.append(TopicPartition(tp.topic, tp.partition,
                                          OFFSET_BEGINNING if start is None else start))
+            self.positions[(tp.topic, tp.partition)] = start or 0
         consumer.incremental_assign(starts)
         self.log.info("partitions_assigned",
                       partitions=[f"{t.topic}/{t.partition}@{t.offset}" for t in starts])
@@ -158,6 +163,7 @@ class CorridorRunner:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Processing is synchronous and callbacks run inside consume(): no batch is open.
         for tp in partitions:
+            self.positions.pop((tp.topic, tp.partition), None)
             sink = self.sinks.pop((tp.topic, tp.partition), None)
             if sink is not None:
                 sink.close()
@@ -286,6 +292,7 @@ class CorridorRunner:
                                               stored.get((topic, partition), OFFSET_BEGINNING)))
             return
         self.published.update(s.fingerprint for s in result.egress_schemas_used)
+        self.positions[(topic, partition)] = last + 1
         for key_id in [k for k in self.pending_keys if k.encode() in committed_keys]:
             del self.pending_keys[key_id]
         self._count(result, len(raws))
@@ -335,15 +342,24 @@ class CorridorRunner:
 
 
 def lag(runner: CorridorRunner) -> int:
-    """Records not yet processed on the partitions this runner owns (for 'caught up')."""
-    total = 0
-    assignment = runner.consumer.assignment()
-    if not assignment:
+    """Source offsets not yet committed on the partitions this runner owns; -1 if it owns none.
+
+    Counted from the committed positions the runner tracks, or the consumer's
+    fetch position when that is further (it has moved past transaction markers
+    of a transactional source); the fetch position alone is unset on a
+    partition that had nothing to fetch.
+    """
+    if not runner.positions:
         return -1
-    for tp in runner.consumer.position(assignment):
+    fetched = {(tp.topic, tp.partition): tp.offset for tp in runner.consumer.position(
+        [TopicPartition(t, p) for t, p in runner.positions])}
+    total = 0
+    for (topic, partition), tracked in list(runner.positions.items()):
+        position = max(tracked, fetched.get((topic, partition), -1))
         try:
-            _, high = runner.consumer.get_watermark_offsets(tp, timeout=10, cached=False)
-        except Exception as exc:  # noqa: BLE001 - reported, not swallowed
-            raise KafkaUnavailable(f"watermarks of {tp.topic}/{tp.partition}: {exc}") from None
-        total += max(0, high - tp.offset) if tp.offset >= 0 else high
+            _, high = runner.consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=10, cached=False)
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"watermarks of {topic}/{partition}: {exc}") from None
+        total += max(0, high - position)
     return total
