@@ -41,9 +41,8 @@ test: install ## the whole suite: unit tests, then integration tests on real bro
 test-unit: install ## unit tests of the pure core only (no broker)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-demo: install ## end-to-end corridors on sample data (lands with the processor)
-	@echo "make demo: the corridor processor has not landed yet (issue 4); try 'make up' and 'make test'."
-	@exit 1
+demo: up ## zones up, provision, sample data, every corridor end to end, report
+	@$(CORRIDOR) demo $(DEMO_ARGS)
 
 bench: install ## throughput benchmarks (lands with the throughput issue)
 	@echo "make bench: not yet; micro-benchmarks: python -m corridor.bench.<name>"; exit 1

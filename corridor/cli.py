@@ -24,6 +24,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.generate", "generate"),
     ("corridor.commands.tail", "tail"),
     ("corridor.commands.verify", "verify"),
+    ("corridor.commands.demo", "demo"),
 ]
 
 

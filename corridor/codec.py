@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -98,6 +99,9 @@ def _container_header(schema: AvroSchema) -> bytes:
 
 
 def _polars() -> Any:
+    # A malformed block can make polars panic (caught: we fall back to the strict
+    # path). Rust prints each panic to stderr; without this, with a full backtrace.
+    os.environ["RUST_BACKTRACE"] = "0"
     try:
         import polars
     except ImportError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,13 @@ def start_runners(config: Config, names: list[str], instance: str, stop: threadi
         thread.start()
         threads.append(thread)
     return runners, threads, failures
+
+
+def caught_up(runners: list[CorridorRunner], idle_ms: int) -> bool:
+    """Every runner owns partitions, has nothing left on them, and has been quiet ``idle_ms``."""
+    now = time.monotonic()
+    for r in runners:
+        quiet_since = max(r.stats.last_delivery, r.stats.started)
+        if (now - quiet_since) * 1000 < idle_ms or r.stats.lag != 0:
+            return False
+    return True

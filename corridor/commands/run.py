@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 
@@ -37,7 +36,7 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     records to the origin. SIGTERM or Ctrl-C finishes the current batch and
     exits; a second signal exits at once (the open transaction aborts).
     """
-    from corridor.runtime import start_runners
+    from corridor.runtime import caught_up, start_runners
 
     config = load_config(Path(config_path))
     chosen = list(names) or list(config.corridors)
@@ -52,7 +51,7 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
                                                stop, logger)
     try:
         while any(t.is_alive() for t in threads):
-            if until_caught_up and not stop.is_set() and _caught_up(runners, idle_ms):
+            if until_caught_up and not stop.is_set() and caught_up(runners, idle_ms):
                 logger.info("caught_up", corridors=chosen)
                 stop.set()
             for t in threads:
@@ -63,15 +62,6 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
             t.join()
     if failures:
         raise CorridorError(f"corridor {failures[0][0]} failed: {failures[0][1]}")
-
-
-def _caught_up(runners: list, idle_ms: int) -> bool:  # type: ignore[type-arg]
-    now = time.monotonic()
-    for r in runners:
-        quiet_since = max(r.stats.last_delivery, r.stats.started)
-        if (now - quiet_since) * 1000 < idle_ms or r.stats.lag != 0:
-            return False
-    return True
 
 
 def _install_signals(stop: threading.Event) -> None:

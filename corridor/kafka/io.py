@@ -275,3 +275,23 @@ class TransactionalWriter:
         else:
             self.producer.flush(30)
             self.producer.abort_transaction(30)
+
+
+def read_one(config: Config, zone: str, topic: str, partition: int, offset: int,
+             principal: Principal, timeout_s: float = 30.0) -> bytes | None:
+    """The value of one record, by its position (read_committed)."""
+    endpoint = endpoint_of(config, zone)
+    consumer = _consumer(endpoint, principal)
+    try:
+        consumer.assign([TopicPartition(topic, partition, offset)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(1, timeout=0.5):
+                if msg.error() is None and msg.offset() == offset:
+                    return msg.value()
+        raise KafkaUnavailable(f"{zone}: {topic}/{partition}/{offset} not readable "
+                               f"within {timeout_s:.0f}s")
+    except KafkaException as exc:
+        raise _kafka_error(endpoint, f"reading {topic}", exc) from None
+    finally:
+        consumer.close()

@@ -1,0 +1,250 @@
+"""`corridor demo`: every corridor of the file, end to end, on fresh sample data."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from corridor import topics
+from corridor.config import Config, Transform, load_config
+from corridor.errors import CorridorError
+
+# Wide enough for the report table even when piped (make demo | tee ...).
+console = Console(width=max(150, Console().width))
+
+
+@click.command()
+@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="The corridor file.")
+@click.option("--records", default=5000, show_default=True, type=click.IntRange(1),
+              help="Records generated per source topic (zone and dataset).")
+@click.option("--bad-ratio", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="Share of corrupt records, to show quarantine.")
+@click.option("--seed", default=None, type=int, help="Seed of the sample data (default: time).")
+def demo(config_path: str, records: int, bad_ratio: float, seed: int | None) -> None:
+    """Provision, generate sample data, run every corridor until caught up, and report.
+
+    Expects the zones to run (`make demo` starts them). Prints, per corridor,
+    what crossed, what was withheld and why, what was quarantined and why,
+    which fields were protected and how, whether `corridor verify` holds, and
+    one record as it left its origin and as it arrived.
+    """
+    from corridor import log
+
+    log.configure("warning")
+    config = load_config(Path(config_path))
+    started = time.monotonic()
+    _ensure_keys(config)
+    with console.status("provisioning topics"):
+        from corridor.commands.provision import provision_topics
+
+        provision_topics(config_path, 6)
+    expected = _generate(config, records, bad_ratio, seed if seed is not None else int(time.time()))
+    stats = _run_all(config, expected)
+    _report(config, stats)
+    _example(config)
+    console.print(f"\ndemo finished in {time.monotonic() - started:.0f} s. "
+                  "`make down` stops the zones.")
+
+
+def _ensure_keys(config: Config) -> None:
+    from corridor.keys.local import LocalKeyring
+    from corridor.runtime import encrypts
+
+    for name, corridor in config.corridors.items():
+        keys = config.zones[corridor.destination].keys
+        if encrypts(config, name) and keys.provider == "local" and keys.path is not None:
+            keyring = LocalKeyring(keys.path)
+            if not keyring.path(corridor.destination).exists():
+                kek = keyring.init(corridor.destination)
+                console.print(f"created key-encryption key {kek.kek_id} for zone "
+                              f"{corridor.destination} in {keys.path}")
+
+
+def _sources(config: Config) -> list[tuple[str, str]]:
+    return sorted({(c.origin, d) for c in config.corridors.values() for d in c.datasets})
+
+
+def _generate(config: Config, count: int, bad_ratio: float, seed: int) -> dict[str, int]:
+    """Produce ``count`` records into each source topic; returns records per corridor."""
+    from corridor.kafka.io import PlainProducer, endpoint_of
+    from corridor.sample import generate_records
+    from corridor.zones import local
+
+    admin = local.credentials().admin
+    sources = _sources(config)
+    with _progress() as progress:
+        task = progress.add_task("generating sample records", total=count * len(sources))
+        for i, (zone, dataset) in enumerate(sources):
+            producer = PlainProducer(endpoint_of(config, zone), admin)
+            topic = topics.outbound(zone, dataset)
+            values = generate_records(config.datasets[dataset], count, seed=seed + i,
+                                      bad_ratio=bad_ratio)
+            for n, value in enumerate(values):
+                producer.produce(topic, value, f"{seed}-{n}".encode())
+                if n % 1000 == 999:
+                    progress.advance(task, 1000)
+            producer.flush(120)
+            progress.update(task, completed=(i + 1) * count)
+    return {name: count * len(c.datasets) for name, c in config.corridors.items()}
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+def _run_all(config: Config, expected: dict[str, int]) -> dict[str, Any]:
+    from corridor import log
+    from corridor.runtime import caught_up, start_runners
+
+    stop = threading.Event()
+    logger = log.get_logger("corridor.demo")
+    runners, threads, failures = start_runners(config, list(config.corridors), "demo", stop,
+                                               logger)
+    began = time.monotonic()
+    with _progress() as progress:
+        tasks = {r.corridor.name: progress.add_task(f"corridor {r.corridor.name}",
+                                                    total=expected[r.corridor.name])
+                 for r in runners}
+        while any(t.is_alive() for t in threads) and not stop.is_set():
+            for r in runners:
+                progress.update(tasks[r.corridor.name], completed=r.stats.consumed)
+            if all(r.stats.consumed >= expected[r.corridor.name] for r in runners) \
+                    and caught_up(runners, 500):
+                stop.set()
+            threads[0].join(0.25)
+        for r in runners:
+            progress.update(tasks[r.corridor.name], completed=r.stats.consumed)
+    stop.set()
+    for t in threads:
+        t.join()
+    if failures:
+        raise CorridorError(f"corridor {failures[0][0]} failed: {failures[0][1]}")
+    return {r.corridor.name: (r.stats, r.stats.last_delivery - began) for r in runners}
+
+
+def _transforms(config: Config, name: str) -> str:
+    by_kind: dict[str, set[str]] = {}
+    for fields in config.corridors[name].transform.values():
+        for path, transform in fields.items():
+            by_kind.setdefault(transform.value, set()).add(path)
+    order = [t.value for t in Transform]
+    return "\n".join(f"{k}: {', '.join(sorted(v))}" for k, v in
+                     sorted(by_kind.items(), key=lambda kv: order.index(kv[0])))
+
+
+def _report(config: Config, stats: dict[str, Any]) -> None:
+    from corridor.kafka.verify_reader import read_verify_input
+    from corridor.zones import local
+
+    admin = local.credentials().admin
+    table = Table(title="corridors: this run", show_lines=True)
+    for column in ("corridor", "in", "delivered", "withheld (rule)", "quarantined (reason)",
+                   "protected fields", "verify (all history)", "records/s"):
+        table.add_column(column, overflow="fold")
+    for name, corridor in config.corridors.items():
+        run_stats, seconds = stats[name]
+        with console.status(f"verifying {name}"):
+            report = read_verify_input(config, corridor, admin).check()
+        withheld = Counter(report.withheld_by_reason)
+        quarantined = _group_reasons(report.quarantined_by_reason)
+        table.add_row(
+            f"{name}\n{corridor.origin} → {corridor.destination}\n{corridor.legal_basis}, "
+            f"{corridor.format.value}",
+            str(run_stats.consumed), str(run_stats.delivered),
+            f"{run_stats.withheld}\n" + _top(withheld),
+            f"{run_stats.quarantined}\n" + _top(quarantined),
+            _transforms(config, name),
+            ("[green]OK[/green]" if report.ok else f"[red]{report.violations()} violations[/red]")
+            + f"\n{report.source} source records,\n{len(report.delivered_duplicates)} duplicates,"
+              f" {len(report.missing)} lost",
+            f"{run_stats.consumed / seconds:,.0f}" if seconds > 0 else "-",
+        )
+    console.print(table)
+
+
+def _group_reasons(reasons: Any) -> Counter[str]:
+    """Decode errors differ in their details (offsets, bytes): group them by kind."""
+    grouped: Counter[str] = Counter()
+    for reason, count in reasons.items():
+        head = reason.split(" at offset")[0].split(" (")[0]
+        if head.startswith("decode: unknown schema fingerprint"):
+            head = "decode: unknown schema fingerprint"
+        if head.startswith("decode: bad magic"):
+            head = "decode: bad magic"
+        grouped[head] += count
+    return grouped
+
+
+def _top(counter: Counter[str], n: int = 4) -> str:
+    lines = [f"{count} × {reason}" for reason, count in counter.most_common(n)]
+    rest = sum(counter.values()) - sum(c for _, c in counter.most_common(n))
+    return "\n".join(lines + ([f"{rest} × other reasons"] if rest else []))
+
+
+def _example(config: Config) -> None:
+    """One record of the first corridor that encrypts: as it left, as it arrived, decrypted."""
+    from corridor.runtime import encrypts, key_provider
+    from corridor.sdk import CorridorConsumer
+
+    name = next((n for n in config.corridors if encrypts(config, n)), next(iter(config.corridors)))
+    corridor = config.corridors[name]
+    dataset = corridor.datasets[0]
+    topic = topics.corridor_topic(corridor.origin, corridor.destination, dataset)
+    encrypted = [p for p, t in corridor.transform.get(dataset, {}).items()
+                 if t in (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)]
+    keyring = key_provider(config, corridor.destination)
+    with CorridorConsumer(config, topic, keyring=keyring) as consumer:
+        opened = next((r for r in consumer.records(max_records=5000, idle_timeout_s=10)
+                       if all(r.value.get(p.split(".")[0]) is not None for p in encrypted)), None)
+    if opened is None:
+        console.print(f"no record in {topic} to show")
+        return
+    with CorridorConsumer(config, topic) as consumer:
+        arrived = next((r for r in consumer.records(max_records=50000, idle_timeout_s=10)
+                        if r.lineage == opened.lineage), None)
+    original = _source_record(config, opened.lineage, dataset)
+    console.rule(f"one record of corridor {name}: {opened.lineage}")
+    console.print(f"[bold]as it left {corridor.origin}[/bold] "
+                  f"({topics.outbound(corridor.origin, dataset)}):")
+    console.print_json(json.dumps(original, default=str))
+    if arrived is not None:
+        console.print(f"[bold]as it arrived in {corridor.destination}[/bold] ({topic}), "
+                      "as any consumer there reads it:")
+        console.print_json(json.dumps({"headers": arrived.headers,
+                                       "value": _printable(arrived.value)}, default=str))
+    console.print(f"[bold]decrypted with {corridor.destination}'s key[/bold] "
+                  "(pseudonyms stay pseudonyms, dropped fields stay gone):")
+    console.print_json(json.dumps(_printable(opened.value), default=str))
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes ciphertext {value[:12].hex()}…>"
+    return value
+
+
+def _source_record(config: Config, lineage: str, dataset: str) -> dict[str, Any]:
+    from corridor.codec import decode_avro
+    from corridor.kafka.io import read_one
+    from corridor.schema import SchemaStore
+    from corridor.zones import local
+
+    topic, partition, offset = lineage.rsplit("/", 2)
+    zone = topic.split(".outbound.")[0]
+    value = read_one(config, zone, topic, int(partition), int(offset), local.credentials().admin)
+    schema = config.datasets[dataset].schema
+    decoded = decode_avro([value], SchemaStore([schema]), schema)
+    return decoded.batch.to_pylist()[0] if decoded.batch.num_rows else {"undecodable": True}
