@@ -33,18 +33,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import (
-    OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition,
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
 )
 
 from corridor import pipeline, topics
 from corridor.config import Config
-from corridor.errors import KafkaUnavailable
+from corridor.crypto import DataKey, KeyRing
+from corridor.errors import KafkaUnavailable, KeyProviderUnavailable
 from corridor.kafka.clients import Endpoint, client_config
 from corridor.kafka.offsets import OffsetReader, encode_offset, offset_key, offset_partition
-from corridor.crypto import DataKey, KeyRing
-from corridor.errors import KeyProviderUnavailable
 from corridor.kafka.sink import (
-    Backoff, BatchAborted, OutMessage, SideOutput, SinkFenced, TransactionalSink,
+    Backoff,
+    BatchAborted,
+    OutMessage,
+    SideOutput,
+    SinkFenced,
+    TransactionalSink,
 )
 from corridor.keys.provider import KeyProvider
 from corridor.model import Lineage, RawMessage
