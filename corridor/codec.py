@@ -109,20 +109,28 @@ def _polars() -> Any:
     return polars
 
 
-def native_eligible(t: Any, top: bool = True) -> bool:
-    """Whether polars' Avro reader handles every type in ``t`` (see the module docstring)."""
+def native_eligible(t: Any, top: bool = True, nested: bool = False) -> bool:
+    """Whether polars' Avro reader handles every type in ``t`` (see the module docstring).
+
+    polars panics ("entered unreachable code") on a nullable enum and on an enum
+    inside a nested record, so those schemas take the strict path.
+    """
     if isinstance(t, str):
         return t != "null"
     if isinstance(t, list):  # polars panics on a nullable enum
         rest = [b for b in t if b != "null"]
-        return all(native_eligible(b, False) and _kind(b) != "enum" for b in rest)
+        return all(native_eligible(b, False, nested) and _kind(b) != "enum" for b in rest)
     kind = t["type"]
     if kind == "map":
         return False
+    if kind == "enum":
+        return not nested
     if kind == "record":
-        return bool(t["fields"]) and all(native_eligible(f["type"], False) for f in t["fields"])
+        inner = nested or not top
+        return bool(t["fields"]) and all(native_eligible(f["type"], False, inner)
+                                         for f in t["fields"])
     if kind == "array":
-        return min_size(t["items"]) > 0 and native_eligible(t["items"], False)
+        return min_size(t["items"]) > 0 and native_eligible(t["items"], False, True)
     return kind != "null"
 
 
