@@ -18,7 +18,7 @@ class Lineage:
         return f"{self.topic}/{self.partition}/{self.offset}"
 
     @classmethod
-    def parse(cls, text: str) -> "Lineage":
+    def parse(cls, text: str) -> Lineage:
         topic, partition, offset = text.rsplit("/", 2)
         return cls(topic, int(partition), int(offset))
 

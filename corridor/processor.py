@@ -75,10 +75,16 @@ class Stats:
     aborted: int = 0
     lag: int = -1  # unprocessed records on owned partitions when last idle; -1 unknown
     started: float = field(default_factory=time.monotonic)
+    first_batch: float = 0.0  # when the first batch of this run was consumed
     last_delivery: float = 0.0
 
+    def records_per_s(self) -> float:
+        """Records consumed per second, first batch to last commit."""
+        span = self.last_delivery - self.first_batch
+        return self.consumed / span if self.consumed and span > 0 else 0.0
+
     def as_dict(self) -> dict[str, Any]:
-        skip = ("started", "last_delivery", "lag")
+        skip = ("started", "first_batch", "last_delivery", "lag")
         return {k: v for k, v in self.__dict__.items() if k not in skip}
 
 
@@ -216,6 +222,8 @@ class CorridorRunner:
             while not stop.is_set():
                 messages = self.consumer.consume(batch.max_records, batch.max_wait_ms / 1000)
                 groups = self._group(messages)
+                if groups and not self.stats.first_batch:
+                    self.stats.first_batch = time.monotonic()
                 if not messages:
                     self.stats.lag = lag(self)
                 for (topic, partition), raws in groups.items():

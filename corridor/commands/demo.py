@@ -130,7 +130,9 @@ def _run_all(config: Config, expected: dict[str, int]) -> dict[str, Any]:
         t.join()
     if failures:
         raise CorridorError(f"corridor {failures[0][0]} failed: {failures[0][1]}")
-    return {r.corridor.name: (r.stats, r.stats.last_delivery - began) for r in runners}
+    console.print(f"all corridors caught up in {time.monotonic() - began:.1f} s "
+                  "(one process, one thread per corridor)")
+    return {r.corridor.name: r.stats for r in runners}
 
 
 def _transforms(config: Config, name: str) -> str:
@@ -148,12 +150,14 @@ def _report(config: Config, stats: dict[str, Any]) -> None:
     from corridor.zones import local
 
     admin = local.credentials().admin
-    table = Table(title="corridors: this run", show_lines=True)
-    for column in ("corridor", "in", "delivered", "withheld (rule)", "quarantined (reason)",
-                   "protected fields", "verify (all history)", "records/s"):
+    table = Table(title="corridors: records of this run; reasons and verify over all runs",
+                  show_lines=True)
+    for column in ("corridor", "in", "delivered", "withheld\n(reasons: all runs)",
+                   "quarantined\n(reasons: all runs)", "protected fields",
+                   "corridor verify\n(all runs)", "records/s"):
         table.add_column(column, overflow="fold")
     for name, corridor in config.corridors.items():
-        run_stats, seconds = stats[name]
+        run_stats = stats[name]
         with console.status(f"verifying {name}"):
             report = read_verify_input(config, corridor, admin).check()
         withheld = Counter(report.withheld_by_reason)
@@ -168,7 +172,7 @@ def _report(config: Config, stats: dict[str, Any]) -> None:
             ("[green]OK[/green]" if report.ok else f"[red]{report.violations()} violations[/red]")
             + f"\n{report.source} source records,\n{len(report.delivered_duplicates)} duplicates,"
               f" {len(report.missing)} lost",
-            f"{run_stats.consumed / seconds:,.0f}" if seconds > 0 else "-",
+            f"{run_stats.records_per_s():,.0f}",
         )
     console.print(table)
 

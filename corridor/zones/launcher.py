@@ -175,7 +175,7 @@ class Launcher:
             "--cluster-id", cluster_id, "--config", str(zdir / "server.properties"),
             "--add-scram", scram,
         ]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ZoneError(spec.name, f"formatting the KRaft log failed: {tail[0]}")
@@ -306,7 +306,8 @@ def _check_port_free(spec: ZoneSpec) -> None:
 
 def _java_major_version(java: str) -> int | None:
     try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30,
+                             check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ZoneError("*", f"cannot run {java}: {exc}") from None
     for token in out.stderr.split():
