@@ -36,7 +36,7 @@ status: ## show which zones are running
 	@$(CORRIDOR) zones status
 
 test: install ## the whole suite: unit tests, then integration tests on real brokers
-	@$(BIN)/python -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests/unit tests/integration -m "not chaos" $(PYTEST_ARGS)
 
 test-unit: install ## unit tests of the pure core only (no broker)
 	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
