@@ -9,7 +9,8 @@ One SCRAM principal per role (DESIGN section 11):
   quarantine topics and the zone's audit topic. In the destination: writes its
   corridor topics and ``_corridor.offsets|schemas|keys`` under transactional
   ids ``corridor.<name>.*``, and reads ``_corridor.offsets`` back (with the
-  OffsetReader's random ``corridor-offset-reader-*`` group).
+  OffsetReader's random ``corridor-offset-reader-*`` group), the published data
+  keys of ``_corridor.keys`` and the operator's ``_corridor.control`` commands.
 - ``analytics-<zone>``: consumers in a destination zone. Reads the corridor
   topics that arrive in its zone, plus ``_corridor.schemas`` and
   ``_corridor.keys`` (the SDK needs the egress schemas, and the data keys are
@@ -36,6 +37,10 @@ from corridor.config import Config, Corridor
 PARK, CORRIDOR, ANALYTICS = "park", "corridor", "analytics"
 OFFSET_READER_GROUPS = "corridor-offset-reader-"
 SDK_READER_GROUPS = "corridor-reader-"
+# The operator's commands to running processors (corridor/kafka/keys_topic.py): read by
+# every processor of the destination with a random group id.
+CONTROL_TOPIC = "_corridor.control"
+CONTROL_GROUPS = "corridor-control-"
 
 
 class _HasPrincipal(Protocol):
@@ -149,8 +154,12 @@ def _corridor_grants(c: Corridor) -> set[ZoneGrant]:
         out |= _topic(dest, who, topics.corridor_topic(origin, dest, ds), "write", "describe")
     for internal in (topics.OFFSETS, topics.SCHEMAS, topics.KEYS):
         out |= _topic(dest, who, internal, "write", "describe")
+    # Read back: its stored offsets, the published data keys (key epochs), operator commands.
     out |= _topic(dest, who, topics.OFFSETS, "read")
-    out.add(ZoneGrant(dest, who, "read", "group", OFFSET_READER_GROUPS, prefixed=True))
+    out |= _topic(dest, who, topics.KEYS, "read")
+    out |= _topic(dest, who, CONTROL_TOPIC, "read", "describe")
+    for prefix in (OFFSET_READER_GROUPS, SDK_READER_GROUPS, CONTROL_GROUPS):
+        out.add(ZoneGrant(dest, who, "read", "group", prefix, prefixed=True))
     for op in ("write", "describe"):
         out.add(ZoneGrant(dest, who, op, "transactional_id", transactional_prefix(c.name),
                           prefixed=True))

@@ -21,6 +21,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.zones", "zones"),
     ("corridor.commands.validate", "validate"),
     ("corridor.commands.provision", "provision"),
+    ("corridor.commands.principals", "principals"),
     ("corridor.commands.generate", "generate"),
     ("corridor.commands.tail", "tail"),
     ("corridor.commands.verify", "verify"),

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from corridor.acl import corridor_principal
 from corridor.config import Config, KeysConfig, Transform
 from corridor.crypto import KeyRing, RotationPolicy, SecretBytes
 from corridor.errors import CorridorError, CryptoError
@@ -17,6 +18,7 @@ from corridor.keys.local import LocalKeyring
 from corridor.plan import build_plan
 from corridor.processor import CorridorRunner
 from corridor.zones import local
+from corridor.zones.credentials import Principal
 
 SECRET_BYTES = 32
 
@@ -89,8 +91,24 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
         ring.rotate(name)
     secret = pseudonym_secret(config, name) if pseudonymizes(config, name) else None
     plan = build_plan(config, name, ring, secret)
-    return CorridorRunner(config, plan, endpoints_for(config), local.credentials().admin,
+    return CorridorRunner(config, plan, endpoints_for(config), runner_principal(name, logger),
                           logger, instance, keyring=ring, key_provider=provider)
+
+
+def runner_principal(name: str, logger: Any) -> Principal:
+    """The corridor's own principal ``corridor-<name>`` once `corridor provision --acls` made it.
+
+    Before that (a file never provisioned with --acls, as in most tests), the
+    admin runs the corridor and a warning says so.
+    """
+    creds = local.credentials()
+    own = creds.principals.get(corridor_principal(name))
+    if own is not None:
+        return own
+    logger.warning("running_as_admin", corridor=name, principal=creds.admin.username,
+                   reason=f"no principal {corridor_principal(name)} in {creds.path}: "
+                          "run `corridor provision --acls`")
+    return creds.admin
 
 
 def _rotation_from_env() -> RotationPolicy:

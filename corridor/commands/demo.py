@@ -44,10 +44,11 @@ def demo(config_path: str, records: int, bad_ratio: float, seed: int | None) -> 
     config = load_config(Path(config_path))
     started = time.monotonic()
     _ensure_keys(config)
-    with console.status("provisioning topics"):
-        from corridor.commands.provision import provision_topics
+    with console.status("provisioning topics, principals and ACLs"):
+        from corridor.commands.provision import provision_acls, provision_topics
 
         provision_topics(config_path, 6)
+        provision_acls(config_path)  # corridors then run as corridor-<name>, not admin
     expected = _generate(config, records, bad_ratio, seed if seed is not None else int(time.time()))
     stats = _run_all(config, expected)
     _report(config, stats)

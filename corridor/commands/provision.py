@@ -10,6 +10,7 @@ from rich.table import Table
 
 from corridor.config import load_config
 from corridor.kafka import admin as kadmin
+from corridor.kafka.acl_sync import AclDiff, sync_acls
 from corridor.kafka.clients import admin_client
 from corridor.kafka.io import endpoint_of
 from corridor.topics import TopicPlan, topic_plan
@@ -37,13 +38,20 @@ def provision_topics(config_path: str, partitions: int) -> dict[str, tuple[list[
               type=click.Path(dir_okay=False), help="The corridor file.")
 @click.option("--partitions", default=6, show_default=True, type=click.IntRange(1, 1000),
               help="Partitions of new data topics (audit and schema topics get 1).")
-def provision(config_path: str, partitions: int) -> None:
+@click.option("--acls", is_flag=True,
+              help="Also create the principals (park, corridor, analytics) and their ACLs, "
+                   "and revoke grants of those principals the file no longer implies.")
+def provision(config_path: str, partitions: int, acls: bool) -> None:
     """Create every topic of the corridors in CONFIG, each in its zone. Idempotent.
 
     Existing topics are left as they are (their partition count is not changed).
     Prints, per zone, which topics were created and which already existed.
+    With --acls, prints the users and grants it added and the grants it removed
+    (`corridor principals` lists the resulting rights).
     """
     result = provision_topics(config_path, partitions)
+    if acls:
+        _print_acl_diff(provision_acls(config_path))
     table = Table(title="corridor provision", show_lines=False)
     table.add_column("zone")
     table.add_column("topic")
@@ -58,3 +66,35 @@ def provision(config_path: str, partitions: int) -> None:
     made = sum(len(c) for c, _ in result.values())
     kept = sum(len(e) for _, e in result.values())
     console.print(f"{made} created, {kept} already existing, in {len(result)} zones")
+
+
+def provision_acls(config_path: str) -> AclDiff:
+    """Create the file's principals and grants on every cluster; returns what changed."""
+    config = load_config(config_path)
+    endpoints = {zone: endpoint_of(config, zone) for zone in config.zones}
+    return sync_acls(config, endpoints, local.credentials())
+
+
+def _print_acl_diff(diff: AclDiff) -> None:
+    console = Console()
+    if diff.empty:
+        console.print("ACLs: nothing to change (every principal and grant already in place)")
+        return
+    table = Table(title="corridor provision --acls: changes applied")
+    for column in ("cluster", "change", "principal", "right"):
+        table.add_column(column)
+    for cluster, users in diff.users_added.items():
+        for user in users:
+            table.add_row(cluster, "[green]+ user[/green]", user, "SCRAM-SHA-512")
+    for label, grants in (("[green]+ grant[/green]", diff.added),
+                          ("[red]- grant[/red]", diff.removed)):
+        for cluster, items in grants.items():
+            for g in items:
+                pattern = f"{g.name}*" if g.prefixed else g.name
+                table.add_row(cluster, label, g.principal, f"{g.operation} {g.resource} {pattern}")
+    console.print(table)
+    count = {k: sum(len(v) for v in d.values())
+             for k, d in (("users", diff.users_added), ("added", diff.added),
+                          ("removed", diff.removed))}
+    console.print(f"ACLs: {count['users']} users added, {count['added']} grants added, "
+                  f"{count['removed']} grants removed")

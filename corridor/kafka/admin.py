@@ -21,6 +21,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
 
@@ -141,3 +142,43 @@ def apply_grants(admin: AdminClient, grants: Iterable[Grant]) -> list[Grant]:
         except KafkaException as exc:
             raise KafkaUnavailable(f"creating ACL {binding}: {exc.args[0].str()}") from None
     return missing
+
+
+def scram_users(admin: AdminClient) -> set[str]:
+    """Names of the SCRAM users the cluster knows."""
+    try:
+        described = admin.describe_user_scram_credentials(request_timeout=TIMEOUT_S).result()
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"listing SCRAM users: {exc.args[0].str()}") from None
+    return set(described)
+
+
+def delete_user(admin: AdminClient, username: str) -> None:
+    """Delete a SCRAM-SHA-512 user; a user that does not exist is not an error."""
+    deletion = UserScramCredentialDeletion(username, ScramMechanism.SCRAM_SHA_512)
+    for user, future in admin.alter_user_scram_credentials([deletion]).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.RESOURCE_NOT_FOUND:
+                raise KafkaUnavailable(f"deleting user {user}: {exc.args[0].str()}") from None
+
+
+def revoke_grants(admin: AdminClient, grants: Iterable[Grant]) -> list[Grant]:
+    """Delete exactly these ALLOW ACLs. Returns those it was asked to delete."""
+    doomed = sorted(set(grants), key=repr)
+    if not doomed:
+        return []
+    filters = [_exact_filter(g) for g in doomed]
+    for flt, future in admin.delete_acls(filters, request_timeout=TIMEOUT_S).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"deleting ACL {flt}: {exc.args[0].str()}") from None
+    return doomed
+
+
+def _exact_filter(grant: Grant) -> AclBindingFilter:
+    b = grant.binding()
+    return AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
+                            b.operation, b.permission_type)

@@ -65,7 +65,12 @@ def test_corridor_processor_rights_are_exactly_its_own(granted):
         *{("eu", op, "topic", t) for op in ("write", "describe")
           for t in ("_corridor.offsets", "_corridor.schemas", "_corridor.keys")},
         ("eu", "read", "topic", "_corridor.offsets"),
+        ("eu", "read", "topic", "_corridor.keys"),
+        ("eu", "read", "topic", "_corridor.control"),
+        ("eu", "describe", "topic", "_corridor.control"),
         ("eu", "read", "group", "corridor-offset-reader-*"),
+        ("eu", "read", "group", "corridor-reader-*"),
+        ("eu", "read", "group", "corridor-control-*"),
         ("eu", "write", "transactional_id", "corridor.hk-eu.*"),
         ("eu", "describe", "transactional_id", "corridor.hk-eu.*"),
     }
@@ -99,6 +104,7 @@ def test_no_cluster_or_wildcard_rights(granted):
     # Prefixes only where names are random or per-partition.
     assert {(g.resource, g.name) for g in granted if g.prefixed} <= {
         ("group", acl.OFFSET_READER_GROUPS), ("group", acl.SDK_READER_GROUPS),
+        ("group", acl.CONTROL_GROUPS),
         *{("group", f"analytics-{z}") for z in ("eu", "hk", "asean")},
         *{("transactional_id", f"corridor.{n}.") for n in
           ("hk-eu", "hk-asean", "asean-eu", "eu-hk", "asean-hk")},
