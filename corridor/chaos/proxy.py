@@ -26,6 +26,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 _CHUNK = 65536
 
@@ -65,7 +66,7 @@ class FaultProxy:
 
     # -- control -------------------------------------------------------------------
 
-    def start(self) -> FaultProxy:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -117,7 +118,7 @@ class FaultProxy:
         finally:
             self.reset()
 
-    def __enter__(self) -> FaultProxy:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
