@@ -165,11 +165,11 @@ class FaultProxy:
                 if self._delay_s:
                     time.sleep(self._delay_s)  # the fault itself: latency on this hop
                 self._flowing.wait()  # a stall begun meanwhile holds this chunk too
-                dst.sendall(data)
-                if up:
+                if up:  # counted before sending, so a peer that got the bytes sees them counted
                     self.stats.bytes_up += len(data)
                 else:
                     self.stats.bytes_down += len(data)
+                dst.sendall(data)
         except OSError:
             pass
         finally:

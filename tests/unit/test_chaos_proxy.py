@@ -87,7 +87,7 @@ def test_reset_sends_rst_to_open_connections(echo: int) -> None:
 def test_refuse_resets_new_connections(echo: int) -> None:
     with FaultProxy(echo) as proxy:
         proxy.refuse(True)
-        with _client(proxy) as sock, pytest.raises((ConnectionResetError, BrokenPipeError)):
+        with pytest.raises((ConnectionResetError, BrokenPipeError)), _client(proxy) as sock:
             sock.sendall(b"x")
             if not sock.recv(1):
                 raise ConnectionResetError("closed")
