@@ -3,7 +3,8 @@
 Each zone lives under ``<state>/<zone>/`` (default state folder ``.zones``):
 ``server.properties``, ``log4j2.properties``, ``data/`` (the KRaft log dirs),
 ``broker.log`` (the broker's own log), ``console.log`` (its stdout/stderr)
-and ``pid``. Credentials of the local principals are kept in
+and ``pid``. With ``tls`` the client listener is SASL_SSL only, with a
+certificate from the CA in ``<state>/tls/`` (see corridor.zones.tls). Credentials of the local principals are kept in
 ``<state>/credentials.json`` (0600); the ``admin`` super user is created at
 format time with ``--add-scram``, since SCRAM users can only be seeded that way
 before the cluster's metadata log exists.
@@ -30,6 +31,7 @@ from pathlib import Path
 from corridor.errors import ZoneError
 from corridor.zones.credentials import Credentials, load_or_create_credentials
 from corridor.zones.properties import log4j2_properties, server_properties
+from corridor.zones.tls import ensure_zone_tls
 
 DEFAULT_PORTS: dict[str, int] = {"hk": 19092, "eu": 29092, "asean": 39092}
 HEAP = ("-Xms256m", "-Xmx512m")
@@ -90,10 +92,13 @@ class Launcher:
         libs: Path,
         probe: Callable[[ZoneSpec, Credentials], bool],
         java: str | None = None,
+        tls: bool = False,
     ) -> None:
         self.state = state
         self.libs = libs
         self.probe = probe
+        # Serve SASL_SSL (certificates in <state>/tls/) instead of SASL_PLAINTEXT.
+        self.tls = tls
         self.java = java or os.environ.get("CORRIDOR_JAVA") or shutil.which("java")
 
     # -- queries ---------------------------------------------------------------
@@ -161,7 +166,8 @@ class Launcher:
         # It holds the admin's password (the broker's own SCRAM login): 0600.
         _write_private(
             zdir / "server.properties",
-            server_properties(spec.name, spec.port, spec.controller_port, data, creds.admin),
+            server_properties(spec.name, spec.port, spec.controller_port, data, creds.admin,
+                              ensure_zone_tls(self.state / "tls", spec.name) if self.tls else None),
         )
         (zdir / "log4j2.properties").write_text(log4j2_properties(zdir / "broker.log"))
         if (data / "meta.properties").exists():

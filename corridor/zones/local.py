@@ -5,6 +5,9 @@ from ``.kafka/libs``), ``external`` (clusters already running; bootstraps from
 ``CORRIDOR_BOOTSTRAP="hk=host:port,eu=host:port"`` and the admin's credentials
 from the credentials file named by ``CORRIDOR_CREDENTIALS``), or ``docker``
 (testcontainers, where a Docker engine exists).
+
+``CORRIDOR_TLS=1`` makes the local zones serve SASL_SSL only (certificates
+from the launcher's CA in ``.zones/tls/``) and every client use it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 from pathlib import Path
 
 from corridor.errors import ZoneError
-from corridor.kafka.clients import Endpoint, answers_metadata
+from corridor.kafka.clients import Endpoint, answers_metadata, tls_enabled
 from corridor.zones.credentials import Credentials, load_or_create_credentials
 from corridor.zones.launcher import Launcher, ZoneSpec, default_specs
 
@@ -36,7 +39,7 @@ def probe(spec: ZoneSpec, creds: Credentials) -> bool:
 
 def launcher() -> Launcher:
     root = home()
-    return Launcher(root / ".zones", root / ".kafka" / "libs", probe)
+    return Launcher(root / ".zones", root / ".kafka" / "libs", probe, tls=tls_enabled())
 
 
 def endpoints(names: list[str] | None = None) -> dict[str, Endpoint]:
