@@ -3,6 +3,9 @@
 For each batch of one source partition, ``CorridorRunner._deliver`` does, in
 this order (the order is the correctness argument):
 
+  Step 0. Keys (``processor_keys``): rotate when due or asked; the current
+          data key must be wrapped by the destination's key provider first
+          (while it is unreachable the corridor pauses; nothing crosses).
   Step 1. Run the pure pipeline: decode, classify, withhold, transform, tag,
           encode. Nothing has left the process yet.
   Step 2. Write withheld, quarantined and audit records to the origin and
@@ -43,12 +46,12 @@ from confluent_kafka import (
 
 from corridor import pipeline, topics
 from corridor.config import Config
-from corridor.crypto import DataKey, KeyRing
-from corridor.errors import KafkaUnavailable, KeyProviderUnavailable
+from corridor.crypto import KeyRing
+from corridor.errors import KafkaUnavailable
 from corridor.kafka.clients import Endpoint, client_config
+from corridor.kafka.keys_topic import ControlListener
 from corridor.kafka.offsets import OffsetReader, encode_offset, offset_key, offset_partition
 from corridor.kafka.sink import (
-    Backoff,
     BatchAborted,
     OutMessage,
     SideOutput,
@@ -56,8 +59,10 @@ from corridor.kafka.sink import (
     TransactionalSink,
 )
 from corridor.keys.provider import KeyProvider
+from corridor.keys.rotation import RotationSchedule
 from corridor.model import Lineage, RawMessage
 from corridor.plan import CorridorPlan
+from corridor.processor_keys import KeyPublisher
 from corridor.zones.credentials import Principal
 
 Log = Any  # a structlog bound logger
@@ -97,7 +102,8 @@ class CorridorRunner:
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
                  principal: Principal, log: Log, instance: str = "0",
-                 keyring: KeyRing | None = None, key_provider: KeyProvider | None = None) -> None:
+                 keyring: KeyRing | None = None, key_provider: KeyProvider | None = None,
+                 rotation: RotationSchedule | None = None) -> None:
         self.config = config
         self.plan = plan
         self.corridor = plan.corridor
@@ -112,11 +118,15 @@ class CorridorRunner:
         self.positions: dict[tuple[str, int], int] = {}
         self._state: dict[str, str] = {}
         self.keyring = keyring
-        self.key_provider = key_provider
-        # Wrapped data keys not yet in a committed transaction: key id -> record value.
-        self.pending_keys: dict[str, bytes] = {}
-        if keyring is not None and plan.cipher is not None:
-            self._publish_key(keyring[plan.cipher.key_id])
+        self._stop = threading.Event()
+        # Data keys: drawn, rotated and wrapped by the publisher, which pauses the corridor
+        # while the key provider is unreachable (fail closed). Wrapping happens in run().
+        self.keys: KeyPublisher | None = None
+        if keyring is not None and key_provider is not None and plan.cipher is not None:
+            self.keys = KeyPublisher(
+                self.corridor.name, self.corridor.destination, keyring, key_provider,
+                rotation or RotationSchedule(), self._notify, self.log,
+                lambda: ControlListener(self.destination, principal, self.corridor.name))
         self.reader = OffsetReader(self.destination, principal, self.corridor.name)
         self.offset_partitions = self.reader.partitions()
         self.side = SideOutput(self.origin, principal, self._notify)
@@ -218,8 +228,11 @@ class CorridorRunner:
         self.log.info("corridor_started", sources=self.plan.source_topics(),
                       destination=self.destination.bootstrap, policy=self.corridor.policy_id)
         batch = self.corridor.batch
+        self._stop = stop
         try:
             while not stop.is_set():
+                if not self._keys_ready():
+                    break
                 messages = self.consumer.consume(batch.max_records, batch.max_wait_ms / 1000)
                 groups = self._group(messages)
                 if groups and not self.stats.first_batch:
@@ -248,35 +261,19 @@ class CorridorRunner:
                 ts if ts_type else None))
         return groups
 
-    def _publish_key(self, key: DataKey) -> None:
-        """Wrap a new data key for the destination; it rides in the next transaction."""
-        assert self.key_provider is not None
-        backoff = Backoff()
-        waited = False
-        while True:
-            try:
-                wrapped = self.key_provider.wrap(key, self.corridor.destination)
-                break
-            except KeyProviderUnavailable as exc:
-                # Fail closed: nothing is encrypted (so nothing crosses) until the KMS answers.
-                self._notify("kms_unavailable", {"step": "kms", "error": str(exc)})
-                waited = True
-                backoff.wait()
-        if waited:
-            self._notify("kms_available", {"step": "kms", "key_id": key.key_id})
-        self.pending_keys[key.key_id] = wrapped.to_json()
-
-    def _rotate_if_due(self) -> None:
-        if self.keyring is None:
-            return
-        new = self.keyring.rotate_if_due(self.corridor.name)
-        if new is not None:
-            self._publish_key(new)
-            self.plan = self.plan.with_cipher(self.keyring.cipher(self.corridor.name))
-            self.log.info("key_rotated", key_id=new.key_id, epoch=new.epoch)
+    def _keys_ready(self) -> bool:
+        """Rotate if due and make sure the current key is wrapped; False when stopping first."""
+        if self.keys is None:
+            return True
+        if not self.keys.prepare(self._stop):
+            return False
+        if self.plan.cipher is not self.keys.cipher:
+            self.plan = self.plan.with_cipher(self.keys.cipher)
+        return True
 
     def _deliver(self, topic: str, partition: int, raws: list[RawMessage]) -> None:
-        self._rotate_if_due()
+        if not self._keys_ready():
+            return  # stopping: the batch is not processed; the stored offset brings it back
         dataset_plan = self.plan.dataset_for_topic(topic)
         # Step 1: the pure pipeline.
         result = pipeline.process(raws, self.plan, dataset_plan, int(time.time() * 1000))
@@ -310,8 +307,9 @@ class CorridorRunner:
             return
         self.published.update(s.fingerprint for s in result.egress_schemas_used)
         self.positions[(topic, partition)] = last + 1
-        for key_id in [k for k in self.pending_keys if k.encode() in committed_keys]:
-            del self.pending_keys[key_id]
+        if self.keys is not None:
+            self.keys.committed(committed_keys)
+            self.keys.counted(len(raws))
         self._count(result, len(raws))
 
     def _side_messages(self, result: pipeline.BatchResult, topic: str, partition: int,
@@ -333,8 +331,9 @@ class CorridorRunner:
         """Egress schemas and wrapped keys, before the first record that needs them."""
         out = [OutMessage(topics.SCHEMAS, json.dumps(s.raw).encode(), s.fingerprint.hex().encode())
                for s in result.egress_schemas_used if s.fingerprint not in self.published]
-        out += [OutMessage(topics.KEYS, wrapped, key_id.encode())
-                for key_id, wrapped in self.pending_keys.items()]
+        if self.keys is not None:
+            out += [OutMessage(topics.KEYS, wrapped, key_id.encode())
+                    for key_id, wrapped in self.keys.pending.items()]
         return out
 
     def _count(self, result: pipeline.BatchResult, consumed: int) -> None:
@@ -355,6 +354,8 @@ class CorridorRunner:
             sink.close()
         self.sinks.clear()
         self.side.close()
+        if self.keys is not None:
+            self.keys.close()
         self.log.info("corridor_stopped", **self.stats.as_dict())
 
 

@@ -12,9 +12,11 @@ from typing import Any
 from corridor.acl import corridor_principal
 from corridor.config import Config, KeysConfig, Transform
 from corridor.crypto import KeyRing, RotationPolicy, SecretBytes
-from corridor.errors import CorridorError, CryptoError
+from corridor.errors import CorridorError, CryptoError, KafkaUnavailable
 from corridor.kafka.clients import Endpoint
+from corridor.kafka.keys_topic import published_keys
 from corridor.keys.local import LocalKeyring
+from corridor.keys.rotation import RotationSchedule, latest_epoch
 from corridor.plan import build_plan
 from corridor.processor import CorridorRunner
 from corridor.zones import local
@@ -83,16 +85,32 @@ def pseudonymizes(config: Config, corridor_name: str) -> bool:
 
 
 def make_runner(config: Config, name: str, instance: str, logger: Any,
-                rotation: RotationPolicy | None = None) -> CorridorRunner:
+                rotation: RotationPolicy | None = None,
+                schedule: RotationSchedule | None = None) -> CorridorRunner:
+    """One corridor's runner. Its first data key is drawn here (epoch one past the highest
+    published for the corridor) and wrapped when the runner starts (see processor_keys)."""
     corridor = config.corridors[name]
     ring = KeyRing(policy=rotation or _rotation_from_env()) if encrypts(config, name) else None
     provider = key_provider(config, corridor.destination) if ring is not None else None
+    endpoints = endpoints_for(config)
+    principal = runner_principal(name, logger)
     if ring is not None:
-        ring.rotate(name)
+        ring.rotate(name, at_least=_next_epoch(endpoints[corridor.destination], principal, name,
+                                               logger))
     secret = pseudonym_secret(config, name) if pseudonymizes(config, name) else None
     plan = build_plan(config, name, ring, secret)
-    return CorridorRunner(config, plan, endpoints_for(config), runner_principal(name, logger),
-                          logger, instance, keyring=ring, key_provider=provider)
+    return CorridorRunner(config, plan, endpoints, principal, logger, instance, keyring=ring,
+                          key_provider=provider, rotation=schedule)
+
+
+def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:
+    """One past the corridor's highest published epoch, so epochs count up across restarts
+    and instances (``keys retire --before-epoch`` relies on it); 1 if unreadable."""
+    try:
+        return latest_epoch(published_keys(endpoint, principal, timeout_s=20), name) + 1
+    except KafkaUnavailable as exc:
+        logger.warning("key_epochs_unknown", corridor=name, error=str(exc))
+        return 1
 
 
 def runner_principal(name: str, logger: Any) -> Principal:
@@ -117,10 +135,12 @@ def _rotation_from_env() -> RotationPolicy:
 
 
 def start_runners(config: Config, names: list[str], instance: str, stop: threading.Event,
-                  logger: Any) -> tuple[list[CorridorRunner], list[threading.Thread],
-                                        list[tuple[str, str]]]:
-    """Build one runner per corridor (failing fast on bad keys or config), each in a thread."""
-    runners = [make_runner(config, name, instance, logger) for name in names]
+                  logger: Any, schedule: RotationSchedule | None = None,
+                  ) -> tuple[list[CorridorRunner], list[threading.Thread], list[tuple[str, str]]]:
+    """Build one runner per corridor (failing fast on bad keys or config), each in a thread.
+
+    ``schedule`` rotates every corridor's data key every N records / T seconds."""
+    runners = [make_runner(config, name, instance, logger, schedule=schedule) for name in names]
     failures: list[tuple[str, str]] = []
     threads = []
     for runner in runners:

@@ -178,11 +178,17 @@ class Catalog(Mapping[str, DataKey]):
 
     def refresh_keys(self) -> None:
         for rec in read_to_end(self.endpoint, self.principal, topics.KEYS):
-            if rec.value is not None and rec.key is not None:
-                try:
-                    self.wrapped[rec.key.decode()] = WrappedKey.from_json(rec.value)
-                except CryptoError:
-                    continue  # a malformed entry fails the record that needs it: KeyNotFound
+            if rec.key is None:
+                continue
+            key_id = rec.key.decode(errors="replace")
+            if rec.value is None:  # retired (`corridor keys retire`), compacted or not yet
+                self.wrapped.pop(key_id, None)
+                self.data_keys.pop(key_id, None)
+                continue
+            try:
+                self.wrapped[key_id] = WrappedKey.from_json(rec.value)
+            except CryptoError:
+                continue  # a malformed entry fails the record that needs it: KeyNotFound
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self.data_keys))

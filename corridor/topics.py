@@ -9,6 +9,10 @@ from corridor.config import Config, Corridor, WireFormat
 OFFSETS = "_corridor.offsets"
 SCHEMAS = "_corridor.schemas"
 KEYS = "_corridor.keys"
+# Operator commands to running processors (`corridor keys rotate|retire`); not compacted:
+# a processor reads only what arrives after it starts.
+CONTROL = "_corridor.control"
+CONTROL_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000)}
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 BIG_MESSAGES = {"max.message.bytes": str(8 * 1024 * 1024)}
 
@@ -66,4 +70,5 @@ def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
         add(c.origin, audit(c.origin), 1, COMPACTED)
         for internal in (OFFSETS, SCHEMAS, KEYS):
             add(c.destination, internal, 1 if internal != OFFSETS else partitions, COMPACTED)
+        add(c.destination, CONTROL, 1, CONTROL_CONFIG)
     return sorted(plans.values(), key=lambda p: (p.zone, p.name))

@@ -25,8 +25,13 @@ from corridor.errors import CorridorError
               help="Exit once every source partition is processed to its end (demo, tests).")
 @click.option("--idle-ms", default=2000, show_default=True,
               help="With --until-caught-up: how long nothing new must arrive before exiting.")
+@click.option("--rotate-every-records", type=click.IntRange(1), default=None, metavar="N",
+              help="Start a new data key epoch every N source records (per instance).")
+@click.option("--rotate-every-minutes", type=click.FloatRange(min=0, min_open=True),
+              default=None, metavar="T", help="Start a new data key epoch every T minutes.")
 def run(config_path: str, names: tuple[str, ...], instance: str | None,
-        until_caught_up: bool, idle_ms: int) -> None:
+        until_caught_up: bool, idle_ms: int, rotate_every_records: int | None,
+        rotate_every_minutes: float | None) -> None:
     """Run corridors: consume the origin, apply the policy, deliver exactly once.
 
     Each corridor reads its source topics in its origin zone as consumer group
@@ -35,7 +40,13 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     also hold the source offsets, and writes withheld, quarantined and audit
     records to the origin. SIGTERM or Ctrl-C finishes the current batch and
     exits; a second signal exits at once (the open transaction aborts).
+
+    Corridors that encrypt rotate their data keys on the schedule the
+    --rotate-every-* options set, and whenever `corridor keys rotate` asks.
+    While the destination's key provider (KMS) is unreachable such a corridor
+    pauses (logged once: kms_unavailable) and resumes when it answers.
     """
+    from corridor.keys.rotation import RotationSchedule
     from corridor.runtime import caught_up, start_runners
 
     config = load_config(Path(config_path))
@@ -47,8 +58,10 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     stop = threading.Event()
     _install_signals(stop)
     logger = corridor_log.get_logger("corridor.run")
+    schedule = RotationSchedule(rotate_every_records,
+                                None if rotate_every_minutes is None else rotate_every_minutes * 60)
     runners, threads, failures = start_runners(config, chosen, instance or str(os.getpid()),
-                                               stop, logger)
+                                               stop, logger, schedule)
     try:
         while any(t.is_alive() for t in threads):
             if until_caught_up and not stop.is_set() and caught_up(runners, idle_ms):

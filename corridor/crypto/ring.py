@@ -89,10 +89,15 @@ class KeyRing(Mapping[str, DataKey]):
             raise KeyNotFound(f"corridor {corridor} has no current data key; rotate first")
         return current
 
-    def rotate(self, corridor: str) -> DataKey:
-        """Start a new epoch (one past the highest known) with a fresh data key; returns it."""
+    def rotate(self, corridor: str, at_least: int = 1) -> DataKey:
+        """Start a new epoch with a fresh data key; returns it.
+
+        The epoch is one past the highest known here, and at least ``at_least``
+        (a processor passes one past the highest epoch already published, so
+        restarts and several instances keep counting up).
+        """
         with self._lock:
-            epoch = max(self.epochs(corridor), default=0) + 1
+            epoch = max(max(self.epochs(corridor), default=0) + 1, at_least)
             key = new_data_key(corridor, epoch, random=self._random, clock=self._clock)
             if key.key_id in self._keys:
                 raise CryptoError(f"data key id {key.key_id} drawn twice: bad random source")
