@@ -50,6 +50,11 @@ from corridor.schema import AvroSchema
 
 LINEAGE_OFFSET = "_lineage_offset"
 SEALED_PREFIX = "corridor.sealed."
+# A record larger than this is quarantined before decoding. Its output (headers added,
+# encrypted fields grown) must still fit the destination's message limit (8 MiB on the
+# local zones, 1 MiB on a default Kafka topic): a record the destination refuses would
+# abort its batch's transaction on every replay and stall the partition for good.
+MAX_RECORD_BYTES = 1 << 20
 
 
 class Delivery(NamedTuple):
@@ -123,8 +128,13 @@ def process(
 ) -> BatchResult:
     """Run one batch of *dataset_plan*'s source topic through the corridor (module docstring)."""
     dp = dataset_plan
-    decoded = decode_avro([m.value for m in messages], plan.store, dp.schema)
+    values = [m.value for m in messages]
+    oversized = {i: _oversized(len(v)) for i, v in enumerate(values)
+                 if v is not None and len(v) > MAX_RECORD_BYTES}
+    decoded = decode_avro([None if i in oversized else v for i, v in enumerate(values)],
+                          plan.store, dp.schema)
     quarantined = {i: f"decode: {reason}" for i, reason in decoded.errors}
+    quarantined.update(oversized)
     batch, rows = decoded.batch, decoded.rows
     invalid = validate_reasons(batch, dp.validate)
     important = important_mask(batch, dp.important_when)
@@ -153,6 +163,10 @@ def process(
         processed_at_ms=now_ms,
         inputs=len(messages),
     )
+
+
+def _oversized(size: int) -> str:
+    return f"oversized: {size} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes per record"
 
 
 def _side(messages: Sequence[RawMessage], reasons: dict[int, str]) -> list[SideRecord]:
