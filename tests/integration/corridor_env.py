@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = """\
 zones:
   {origin}: {{bootstrap: "{ob}", jurisdiction: HK, keys: {{provider: local, path: "{keys}"}}}}
-  {dest}: {{bootstrap: "{db}", jurisdiction: EU, keys: {{provider: local, path: "{keys}"}}}}
+  {dest}: {{bootstrap: "{db}", jurisdiction: EU, keys: {dest_keys}}}
 datasets:
   trade.shipment:
     schema: {repo}/schemas/trade/shipment.avsc
@@ -54,11 +54,16 @@ class CorridorEnv:
         return self.config.corridors[self.name]
 
 
-def make_corridor(zones, tmp_path: Path, fmt: str = "avro") -> CorridorEnv:
+def make_corridor(zones, tmp_path: Path, fmt: str = "avro",
+                  dest_keys: str | None = None) -> CorridorEnv:
+    """``dest_keys``: the destination zone's ``keys:`` mapping in YAML flow style
+    (default: the local keyring in ``tmp_path/keys``, shared with the origin)."""
     tag = uuid.uuid4().hex[:8]
     origin, dest, name = f"o{tag}", f"d{tag}", f"c{tag}"
     keys = tmp_path / "keys"
+    dest_keys = dest_keys or f'{{provider: local, path: "{keys}"}}'
     text = TEMPLATE.format(origin=origin, dest=dest, name=name, fmt=fmt, keys=keys, repo=REPO,
+                           dest_keys=dest_keys,
                            ob=zones.endpoint("hk").bootstrap, db=zones.endpoint("eu").bootstrap)
     path = tmp_path / "corridors.yaml"
     path.write_text(text)
