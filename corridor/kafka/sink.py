@@ -173,14 +173,23 @@ class TransactionalSink:
 class SideOutput:
     """Withheld, quarantine and audit records on the origin: idempotent, never dropped.
 
-    ``write`` returns only when every record is acknowledged; it retries with
-    backoff while the origin is away (``message.timeout.ms=0``: librdkafka
-    retries forever rather than dropping).
+    ``write`` returns only when every record is acknowledged. While the origin is
+    away, librdkafka retries (``message.timeout.ms=0``: it never drops a message
+    on its own). When the origin *refuses* records (a broker error such as a
+    full log dir, a message over the topic's ``max.message.bytes``, a deleted
+    topic), the refused ones are produced again with backoff, each refusal
+    reported once as ``origin_rejected`` with the broker's error, until the
+    origin takes them: the batch waits, nothing is skipped. The records are
+    keyed by lineage on compacted topics, so a record written twice is one key.
     """
 
     def __init__(self, endpoint: Endpoint, principal: Principal, notify: Notify) -> None:
         self.notify = notify
-        self.producer = Producer(client_config(endpoint, principal, {
+        self.endpoint, self.principal = endpoint, principal
+        self.producer = self._producer()
+
+    def _producer(self) -> Producer:
+        return Producer(client_config(self.endpoint, self.principal, {
             "enable.idempotence": True,
             "acks": "all",
             "message.timeout.ms": 0,
@@ -191,15 +200,37 @@ class SideOutput:
         }))
 
     def write(self, messages: Sequence[OutMessage]) -> None:
-        if not messages:
-            return
-        failed: list[KafkaError] = []
+        pending = list(messages)
+        backoff = Backoff(0.5, 10.0)
+        rejected = False
+        while pending:
+            refused = self._write_once(pending)
+            if not refused:
+                break
+            error = refused[0][1]
+            self.notify("origin_rejected", {
+                "step": "side-output", "error": error.str(), "code": error.name(),
+                "topic": refused[0][0].topic, "records": len(refused),
+                "action": "the batch waits and retries; nothing crosses or is skipped"})
+            rejected = True
+            if error.fatal():  # the idempotent producer cannot go on: a new one can
+                self.producer.flush(5)
+                self.producer = self._producer()
+            pending = [m for m, _ in refused]
+            backoff.wait()
+        if rejected:
+            self.notify("origin_accepted", {"step": "side-output"})
 
-        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
-            if err is not None:
-                failed.append(err)
+    def _write_once(self, messages: Sequence[OutMessage]) -> list[tuple[OutMessage, KafkaError]]:
+        """Produce and flush; the messages the origin refused, with the error."""
+        refused: list[tuple[OutMessage, KafkaError]] = []
+        for m in messages:
+            def on_delivery(err: KafkaError | None, _msg: Any, m: OutMessage = m) -> None:
+                if err is not None:
+                    refused.append((m, err))
 
-        _produce_all(self.producer, messages, on_delivery)
+            _produce_one(self.producer, m, on_delivery, refused)
+        self.producer.poll(0)
         waited = False
         while self.producer.flush(5) > 0:
             if not waited:
@@ -207,8 +238,23 @@ class SideOutput:
                 waited = True
         if waited:
             self.notify("origin_available", {"step": "side-output"})
-        if failed:
-            raise SinkFenced(f"origin rejected side output: {failed[0].str()}")
+        return refused
 
     def close(self) -> None:
         self.producer.flush(30)
+
+
+def _produce_one(producer: Producer, m: OutMessage, on_delivery: Any,
+                 refused: list[tuple[OutMessage, KafkaError]]) -> None:
+    kwargs: dict[str, Any] = {"key": m.key, "headers": m.headers, "on_delivery": on_delivery}
+    if m.partition is not None:
+        kwargs["partition"] = m.partition
+    while True:
+        try:
+            producer.produce(m.topic, m.value, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.1)  # queue full: let deliveries drain, then retry
+        except KafkaException as exc:  # refused before sending (e.g. over message.max.bytes)
+            refused.append((m, exc.args[0]))
+            return
