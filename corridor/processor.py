@@ -16,8 +16,12 @@ this order (the order is the correctness argument):
           ``_corridor.offsets``. Commit (retrying a commit that timed out;
           aborting only when the error requires it).
   Step 4. On an abort, seek the consumer back to the batch's first offset, so
-          the batch is processed again; on a fenced or fatal producer, build a
-          new one (which fences any zombie), re-read the stored offset, seek.
+          the batch is processed again. On a fenced or fatal producer, pause the
+          partition and wait ``FENCE_GRACE_S`` (longer than the group's session
+          timeout): if this instance is a zombie (another owner fenced it), the
+          group takes the partition away meanwhile and it writes nothing more.
+          If it still owns the partition then, build a new producer (which
+          fences any zombie), re-read the stored offset, seek, resume.
 
 On assignment of a source partition the runner creates the partition's
 transactional producer first (``init_transactions`` fences the previous owner
@@ -66,6 +70,10 @@ from corridor.processor_keys import KeyPublisher
 from corridor.zones.credentials import Principal
 
 Log = Any  # a structlog bound logger
+SESSION_TIMEOUT_MS = 10000
+# A fenced instance waits this long before it re-creates the producer: by then a zombie
+# has missed its session and lost the partition (and so never fences the new owner back).
+FENCE_GRACE_S = SESSION_TIMEOUT_MS / 1000 + 3.0
 
 
 @dataclass
@@ -116,6 +124,8 @@ class CorridorRunner:
         self.published: set[bytes] = set()
         # Next source offset to process per owned partition (what was committed last).
         self.positions: dict[tuple[str, int], int] = {}
+        # Owned partitions whose producer was fenced: paused since (monotonic seconds).
+        self.fenced: dict[tuple[str, int], float] = {}
         self._state: dict[str, str] = {}
         self.keyring = keyring
         self._stop = threading.Event()
@@ -145,7 +155,7 @@ class CorridorRunner:
             "partition.assignment.strategy": "cooperative-sticky",
             "max.poll.interval.ms": 600000,
             # A crashed instance's partitions move to the others within seconds.
-            "session.timeout.ms": 10000,
+            "session.timeout.ms": SESSION_TIMEOUT_MS,
             "heartbeat.interval.ms": 2000,
             "fetch.max.bytes": 16 * 1024 * 1024,
             "fetch.wait.max.ms": max(10, min(500, batch.max_wait_ms)),
@@ -189,6 +199,7 @@ class CorridorRunner:
         # Processing is synchronous and callbacks run inside consume(): no batch is open.
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
+            self.fenced.pop((tp.topic, tp.partition), None)
             sink = self.sinks.pop((tp.topic, tp.partition), None)
             if sink is not None:
                 sink.close()
@@ -240,7 +251,9 @@ class CorridorRunner:
                 if not messages:
                     self.stats.lag = lag(self)
                 for (topic, partition), raws in groups.items():
-                    self._deliver(topic, partition, raws)
+                    if (topic, partition) not in self.fenced:
+                        self._deliver(topic, partition, raws)
+                self._resume_fenced()
                 if groups and on_batch is not None:
                     on_batch(self.stats)
         finally:
@@ -298,12 +311,14 @@ class CorridorRunner:
             self.consumer.seek(TopicPartition(topic, partition, first))
             return
         except SinkFenced as exc:
-            # Step 4b: a new producer fences zombies; then trust only the stored offset.
-            self.log.warning("producer_replaced", topic=topic, partition=partition, reason=str(exc))
-            self._sink_for(topic, partition, fresh=True)
-            stored = self.reader.read([(topic, partition)], self.offset_partitions)
-            self.consumer.seek(TopicPartition(topic, partition,
-                                              stored.get((topic, partition), OFFSET_BEGINNING)))
+            # Step 4b: pause; maybe we are the zombie (see _resume_fenced).
+            self.log.warning("producer_fenced", topic=topic, partition=partition, reason=str(exc),
+                             action=f"partition paused for {FENCE_GRACE_S:.0f}s")
+            sink = self.sinks.pop((topic, partition), None)
+            if sink is not None:
+                sink.close()
+            self.consumer.pause([TopicPartition(topic, partition)])
+            self.fenced[(topic, partition)] = time.monotonic()
             return
         self.published.update(s.fingerprint for s in result.egress_schemas_used)
         self.positions[(topic, partition)] = last + 1
@@ -311,6 +326,22 @@ class CorridorRunner:
             self.keys.committed(committed_keys)
             self.keys.counted(len(raws))
         self._count(result, len(raws))
+
+    def _resume_fenced(self) -> None:
+        """Step 4b, after the grace: still the owner, so a new producer (fencing any
+        zombie), then trust only the stored offset."""
+        now = time.monotonic()
+        for (topic, partition), since in list(self.fenced.items()):
+            if now - since < FENCE_GRACE_S:
+                continue
+            del self.fenced[(topic, partition)]
+            self._sink_for(topic, partition, fresh=True)
+            stored = self.reader.read([(topic, partition)], self.offset_partitions)
+            tp = TopicPartition(topic, partition, stored.get((topic, partition), OFFSET_BEGINNING))
+            self.consumer.resume([TopicPartition(topic, partition)])
+            self.consumer.seek(tp)
+            self.log.warning("producer_replaced", topic=topic, partition=partition,
+                             resume_at=tp.offset)
 
     def _side_messages(self, result: pipeline.BatchResult, topic: str, partition: int,
                        first: int, last: int) -> list[OutMessage]:
