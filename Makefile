@@ -47,8 +47,8 @@ demo: up ## zones up, provision, sample data, every corridor end to end, report
 bench: install ## throughput benchmarks (lands with the throughput issue)
 	@echo "make bench: not yet; micro-benchmarks: python -m corridor.bench.<name>"; exit 1
 
-chaos: install ## long fault and fuzz runs (lands with the reliability issue)
-	@echo "make chaos: not yet"; exit 1
+chaos: up ## long fault, bad-input, zombie and fuzz runs (~25 min); figures in chaos/results/latest.json
+	@$(BIN)/python -m corridor.chaos.report $(PYTEST_ARGS)
 
 clean: down ## stop zones and delete venv, jars, zone data and keys
 	rm -rf $(VENV) .kafka .zones *.egg-info

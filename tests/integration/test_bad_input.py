@@ -61,8 +61,8 @@ CLASSES = {
                             r"decode: unknown schema fingerprint ab"),
     "truncated_avro": (lambda i: _good(i)[:-1], r"decode: truncated varint at offset \d+$"),
     "other_schema": (lambda i: generate_records("ecommerce.order", COPIES, seed=5)[i % COPIES],
-                     r"decode: schema ecommerce\.order \([0-9a-f]{16}\) is not dataset "
-                     r"trade\.shipment$"),
+                     (r"decode: schema ecommerce\.order \([0-9a-f]{16}\) is not dataset "
+                      r"trade\.shipment$")),
     "oversized": (lambda i: _good(i, description="x" * (MAX_RECORD_BYTES + 1)),
                   rf"oversized: \d+ bytes exceeds the limit of {MAX_RECORD_BYTES} bytes"),
     "invalid_utf8": (lambda i: _body_with(i, "MARKER!!", b"\xff\xfe\xfd\xfc\x80\x81\xc0\xc1"),
@@ -114,7 +114,7 @@ def test_every_bad_input_class_is_quarantined_with_its_reason(zones, tmp_path):
                    good=sent // 2, **figures)
 
 
-@pytest.mark.parametrize("seconds", variants(20.0, float(os.environ.get("CORRIDOR_FUZZ_S", 600))))
+@pytest.mark.parametrize("seconds", variants(20.0, float(os.environ.get("CORRIDOR_FUZZ_S", "600"))))
 def test_decoder_fuzz(seconds):
     report = run_fuzz(seconds)
     assert report.execs > 0 and report.slowest_s < 2.0

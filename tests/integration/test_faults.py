@@ -53,7 +53,8 @@ def test_exactly_once_under_repeated_processor_sigkill(zones, tmp_path, kills, t
         for n, threshold in enumerate(thresholds):
             proc = Processor(env, tmp_path, f"crash{n}")
             try:
-                wait_until(lambda: committed(env, admin) >= threshold or proc.proc.poll() is not None,
+                wait_until(lambda p=proc, t=threshold: committed(env, admin) >= t
+                           or p.proc.poll() is not None,
                            300, f"{threshold} records committed before kill {n + 1}")
                 assert proc.proc.poll() is None, proc.log()[-2000:]
                 proc.kill()
