@@ -80,13 +80,17 @@ def _ensure_users(admin: AdminClient, principals: Mapping[str, Principal]) -> li
     return added
 
 
-def drop_principals(config: Config, endpoints: Mapping[str, Endpoint],
-                    creds: Credentials) -> None:
-    """Revoke every grant of the file's principals and delete their users (test cleanup)."""
+def drop_principals(config: Config, endpoints: Mapping[str, Endpoint], creds: Credentials,
+                    delete_users: bool = False) -> None:
+    """Revoke every grant of the file's principals (test cleanup); a user without grants
+    can do nothing. ``delete_users`` also deletes their SCRAM users: off by default, because
+    the eu zone refused its admin after a restart that followed such deletions (not
+    reproduced in isolation; see the acl-tls report)."""
     names = {p.name for p in acl.principals(config)}
     for zones in clusters(config, endpoints).values():
         admin = admin_client(endpoints[zones[0]], creds.admin)
         kadmin.revoke_grants(admin, [g for g in kadmin.existing_grants(admin)
                                      if g.principal in names])
-        for name in sorted(names):
-            kadmin.delete_user(admin, name)
+        if delete_users:
+            for name in sorted(names):
+                kadmin.delete_user(admin, name)
