@@ -9,8 +9,8 @@ with their long variants (``-k "not short"``), each test writing its figures to
      "fuzz_execs": N, "denials_checked": N, "tests": {...}, "scenarios": [...], ...}
 
 and prints a table. ``denials_checked`` is read from ``chaos/results/denials.json``
-when the ACL suite wrote one (``{"denials_checked": N}``, ``{"denials": [...]}`` or a
-list), else 0 and ``denials_source`` says so. Exit status: pytest's.
+when the ACL suite wrote one (``{"denials_checked": N}``, ``{"denials": [...]}``,
+``{"by_module": {module: [...]}}`` or a list), else 0 and ``denials_source`` says so. Exit status: pytest's.
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ def denials() -> tuple[int, str]:
             return data["denials_checked"], str(path)
         if isinstance(data.get("denials"), list):
             return len(data["denials"]), str(path)
+        if isinstance(data.get("by_module"), dict):  # the ACL/TLS suite's shape
+            return sum(len(v) for v in data["by_module"].values() if isinstance(v, list)), str(path)
     return 0, f"{path}: unrecognised shape"
 
 
