@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.tail", "tail"),
     ("corridor.commands.verify", "verify"),
     ("corridor.commands.demo", "demo"),
+    ("corridor.commands.bench", "bench"),
 ]
 
 

@@ -8,19 +8,30 @@ from enum import Enum
 
 @dataclass(frozen=True, slots=True, order=True)
 class Lineage:
-    """Where a record came from in its origin cluster."""
+    """Where a record came from in its origin cluster.
+
+    ``row`` is the record's row in an Arrow IPC source message (one message, many
+    records): ``topic/partition/offset#row``; -1 for a message that is one record.
+    """
 
     topic: str
     partition: int
     offset: int
+    row: int = -1
 
     def __str__(self) -> str:
-        return f"{self.topic}/{self.partition}/{self.offset}"
+        if self.row < 0:
+            return f"{self.topic}/{self.partition}/{self.offset}"
+        return f"{self.topic}/{self.partition}/{self.offset}#{self.row}"
 
     @classmethod
     def parse(cls, text: str) -> Lineage:
+        """Inverse of ``str``. Raises ValueError on anything else."""
         topic, partition, offset = text.rsplit("/", 2)
-        return cls(topic, int(partition), int(offset))
+        offset, sep, row = offset.partition("#")
+        if sep and (not row.isdigit()):
+            raise ValueError(f"bad row in lineage {text!r}")
+        return cls(topic, int(partition), int(offset), int(row) if sep else -1)
 
 
 class Outcome(str, Enum):

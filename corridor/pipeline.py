@@ -9,15 +9,23 @@ dataset ``validate`` rule, is quarantined (``decode: <reason>`` /
 the corridor does not admit, is withheld (reasons: ``corridor.policy.withhold``);
 the rest is transformed, tagged and encoded.
 
+Input: Avro single-object messages and Arrow IPC messages, mixed
+(``corridor.arrow_input``): an Arrow message holds one record per row, with
+lineage ``topic/partition/offset#row``; whole columns go through the policy.
+Withheld and quarantined Arrow rows carry themselves as single-object Avro (or a
+one-row IPC stream when they did not decode).
+
 Invariant (``BatchResult.check``): delivered rows + withheld + quarantined ==
-len(messages), and every input lineage appears exactly once.
+records in (``inputs``), and every input lineage appears exactly once.
 
 Output per format:
 
 - avro: one Delivery per record: single-object Avro under the egress schema,
   the source key, the plan's constant headers + ``corridor-lineage``.
-- arrow: one Delivery per source partition present: an Arrow IPC stream of the
-  delivered rows (egress columns + ``_lineage_offset`` int64), key
+- arrow: per source partition present, Deliveries of at most ARROW_MESSAGE_BYTES of
+  Arrow buffers each: an Arrow IPC stream of the delivered rows (egress columns +
+  ``_lineage_offset`` int64, + ``_lineage_row`` int32 when rows came from Arrow IPC
+  source messages, -1 for rows of Avro ones), key
   ``topic/partition``, headers the constant ones + ``corridor-lineage:
   topic/partition/first-last``. Schema metadata: ``corridor.lineage`` (the same
   range) and, per field encrypted as a whole column, ``corridor.sealed.<path>``
@@ -33,7 +41,9 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from corridor.codec import decode_avro, encode_avro, to_ipc
+from corridor.arrow_batches import looks_like_ipc, row_slices
+from corridor.arrow_input import Inputs, decode_inputs
+from corridor.codec import encode_avro, to_ipc
 from corridor.config import WireFormat
 from corridor.model import Lineage, Outcome, RawMessage
 from corridor.plan import CorridorPlan, DatasetPlan
@@ -49,6 +59,9 @@ from corridor.policy.tag import LINEAGE
 from corridor.schema import AvroSchema
 
 LINEAGE_OFFSET = "_lineage_offset"
+LINEAGE_ROW = "_lineage_row"  # present when rows came from Arrow IPC source messages
+ARROW_MESSAGE_BYTES = 4 * 1024 * 1024  # Arrow buffer bytes per corridor message (limit: 8 MiB)
+ARROW_COMPRESSION = "zstd"
 SEALED_PREFIX = "corridor.sealed."
 # A record larger than this is quarantined before decoding. Its output (headers added,
 # encrypted fields grown) must still fit the destination's message limit (8 MiB on the
@@ -69,6 +82,7 @@ class Delivery(NamedTuple):
     headers: list[tuple[str, bytes]]
     lineage: Lineage  # the record's; for an arrow batch, its first row's
     offsets: tuple[int, ...] = ()
+    row_ids: tuple[int, ...] = ()  # arrow batch of Arrow-input rows: each row's source row
 
     @property
     def rows(self) -> int:
@@ -77,7 +91,10 @@ class Delivery(NamedTuple):
     def lineages(self) -> list[Lineage]:
         if not self.offsets:
             return [self.lineage]
-        return [Lineage(self.lineage.topic, self.lineage.partition, o) for o in self.offsets]
+        t, p = self.lineage.topic, self.lineage.partition
+        if self.row_ids:
+            return [Lineage(t, p, o, r) for o, r in zip(self.offsets, self.row_ids)]
+        return [Lineage(t, p, o) for o in self.offsets]
 
 
 class SideRecord(NamedTuple):
@@ -128,13 +145,14 @@ def process(
 ) -> BatchResult:
     """Run one batch of *dataset_plan*'s source topic through the corridor (module docstring)."""
     dp = dataset_plan
-    values = [m.value for m in messages]
-    oversized = {i: _oversized(len(v)) for i, v in enumerate(values)
-                 if v is not None and len(v) > MAX_RECORD_BYTES}
-    decoded = decode_avro([None if i in oversized else v for i, v in enumerate(values)],
-                          plan.store, dp.schema)
+    # An Arrow IPC message holds many records and may be up to the topic's limit.
+    oversized = {i: _oversized(len(m.value)) for i, m in enumerate(messages)
+                 if m.value is not None and len(m.value) > MAX_RECORD_BYTES
+                 and not looks_like_ipc(m.value)}
+    inputs = decode_inputs(messages, plan.store, dp.schema, frozenset(oversized))
+    units, decoded = inputs.units, inputs.decoded
     quarantined = {i: f"decode: {reason}" for i, reason in decoded.errors}
-    quarantined.update(oversized)
+    quarantined.update((inputs.first_unit[i], reason) for i, reason in oversized.items())
     batch, rows = decoded.batch, decoded.rows
     invalid = validate_reasons(batch, dp.validate)
     important = important_mask(batch, dp.important_when)
@@ -151,17 +169,17 @@ def process(
     passed = batch.filter(pa.array(keep)) if not keep.all() else batch
     positions = [r for r, k in zip(rows, keep.tolist()) if k]
     if plan.format is WireFormat.ARROW:
-        delivered = _arrow(messages, positions, passed, plan, dp)
+        delivered = _arrow(units, positions, passed, plan, dp)
     else:
-        delivered = _avro(messages, positions, passed, plan, dp)
+        delivered = _avro(units, positions, passed, plan, dp)
     return BatchResult(
         dataset=dp.dataset,
         delivered=delivered,
-        withheld=_side(messages, side_w),
-        quarantined=_side(messages, quarantined),
+        withheld=_side(inputs, side_w, dp),
+        quarantined=_side(inputs, quarantined, dp),
         egress_schemas_used=(dp.egress,) if delivered else (),
         processed_at_ms=now_ms,
-        inputs=len(messages),
+        inputs=len(units),
     )
 
 
@@ -169,9 +187,19 @@ def _oversized(size: int) -> str:
     return f"oversized: {size} bytes exceeds the limit of {MAX_RECORD_BYTES} bytes per record"
 
 
-def _side(messages: Sequence[RawMessage], reasons: dict[int, str]) -> list[SideRecord]:
+def _side(inputs: Inputs, reasons: dict[int, str], dp: DatasetPlan) -> list[SideRecord]:
+    """Side records carry the original bytes; an Arrow row carries itself as single-object
+    Avro of the dataset (or, when it did not decode, as a one-row Arrow IPC stream)."""
+    units = inputs.units
+    values = {i: units[i].value for i in reasons}
+    values.update((i, inputs.side_values[i]) for i in reasons if i in inputs.side_values)
+    rows = [i for i in reasons if values[i] is None and units[i].lineage.row >= 0]
+    if rows:
+        where = {u: r for r, u in enumerate(inputs.decoded.rows)}
+        taken = inputs.decoded.batch.take(pa.array([where[i] for i in rows], pa.int64()))
+        values.update(zip(rows, encode_avro(taken, dp.schema)))
     return [
-        SideRecord(messages[i].lineage, messages[i].key, messages[i].value, reasons[i])
+        SideRecord(units[i].lineage, units[i].key, values[i], reasons[i])
         for i in sorted(reasons)
     ]
 
@@ -205,13 +233,15 @@ def _avro(
     for i, value in zip(positions, values):
         m = messages[i]
         lin = m.lineage
-        headers = [*constant, (LINEAGE, f"{lin.topic}/{lin.partition}/{lin.offset}".encode())]
+        text = (f"{lin.topic}/{lin.partition}/{lin.offset}" if lin.row < 0
+                else f"{lin.topic}/{lin.partition}/{lin.offset}#{lin.row}")
+        headers = [*constant, (LINEAGE, text.encode())]
         deliveries.append(Delivery(value, m.key, headers, lin))
     return deliveries
 
 
 def _arrow(
-    messages: Sequence[RawMessage],
+    units: Sequence[RawMessage],
     positions: list[int],
     batch: pa.RecordBatch,
     plan: CorridorPlan,
@@ -219,20 +249,36 @@ def _arrow(
 ) -> list[Delivery]:
     groups: dict[tuple[str, int], list[int]] = {}
     for row, i in enumerate(positions):
-        lin = messages[i].lineage
+        lin = units[i].lineage
         groups.setdefault((lin.topic, lin.partition), []).append(row)
     deliveries = []
     for (topic, partition), group in sorted(groups.items()):
-        offsets = tuple(messages[positions[r]].lineage.offset for r in group)
-        span = lineage_range(topic, partition, offsets)
         part = batch.take(pa.array(group, pa.int64()))
-        done = apply_transforms(part, dp.transforms, _context(plan, dp, span))
-        out = done.batch.append_column(LINEAGE_OFFSET, pa.array(offsets, pa.int64()))
-        metadata = {b"corridor.lineage": span.encode()}
-        metadata.update((f"{SEALED_PREFIX}{p}".encode(), blob) for p, blob in done.sealed.items())
-        out = out.replace_schema_metadata(metadata)
-        headers = [*dp.headers, (LINEAGE, span.encode())]
-        first = Lineage(topic, partition, offsets[0])
-        key = f"{topic}/{partition}".encode()
-        deliveries.append(Delivery(to_ipc(out), key, headers, first, offsets))
+        lineages = [units[positions[r]].lineage for r in group]
+        start = 0
+        # Cut by bytes: a corridor message must stay under the topic's limit.
+        for piece in row_slices(part, ARROW_MESSAGE_BYTES):
+            chunk = lineages[start : start + piece.num_rows]
+            start += piece.num_rows
+            deliveries.append(_arrow_message(piece, chunk, topic, partition, plan, dp))
     return deliveries
+
+
+def _arrow_message(part: pa.RecordBatch, lineages: list[Lineage], topic: str, partition: int,
+                   plan: CorridorPlan, dp: DatasetPlan) -> Delivery:
+    offsets = tuple(lin.offset for lin in lineages)
+    row_ids = tuple(lin.row for lin in lineages)
+    span = lineage_range(topic, partition, offsets)
+    done = apply_transforms(part, dp.transforms, _context(plan, dp, span))
+    out = done.batch.append_column(LINEAGE_OFFSET, pa.array(offsets, pa.int64()))
+    if any(r >= 0 for r in row_ids):
+        out = out.append_column(LINEAGE_ROW, pa.array(row_ids, pa.int32()))
+    else:
+        row_ids = ()
+    metadata = {b"corridor.lineage": span.encode()}
+    metadata.update((f"{SEALED_PREFIX}{p}".encode(), blob) for p, blob in done.sealed.items())
+    out = out.replace_schema_metadata(metadata)
+    headers = [*dp.headers, (LINEAGE, span.encode())]
+    first = lineages[0]
+    key = f"{topic}/{partition}".encode()
+    return Delivery(to_ipc(out, ARROW_COMPRESSION), key, headers, first, offsets, row_ids)

@@ -33,6 +33,7 @@ import pyarrow as pa
 from fastavro.validation import ValidationError, validate
 
 from corridor import topics
+from corridor.arrow_batches import ipc_messages
 from corridor.codec import encode_avro, from_ipc
 from corridor.config import Config, load_config
 from corridor.crypto import DataKey, WrappedKey
@@ -47,7 +48,7 @@ from corridor.errors import (
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.io import Follower, PlainProducer, Record, endpoint_of, read_to_end
 from corridor.keys.provider import KeyProvider
-from corridor.pipeline import LINEAGE_OFFSET
+from corridor.pipeline import LINEAGE_OFFSET, LINEAGE_ROW
 from corridor.schema import AvroSchema, frame, parse_schema, unframe
 from corridor.sdk_decrypt import decrypt_rows, encrypted_fields, match_egress, unseal_rows
 from corridor.zones.credentials import Principal
@@ -103,6 +104,19 @@ class ParkProducer:
         values = encode_avro(batch, self.schema)
         for i, value in enumerate(values):
             self._out.produce(self.topic, value, keys[i] if keys is not None else None)
+
+    def send_arrow(self, batch: pa.RecordBatch, key: bytes | str | None = None,
+                   max_bytes: int = 1024 * 1024, compression: str | None = "lz4") -> int:
+        """Queue an Arrow batch (the dataset's Arrow schema) as Arrow IPC messages of at
+        most ``max_bytes`` each: one record per row for the corridor. Returns messages queued.
+
+        Rows are not validated here: the corridor quarantines a row that does not fit
+        the dataset (wrong column type, null in a required field) with the reason.
+        """
+        messages = ipc_messages(batch, max_bytes, compression)
+        for message in messages:
+            self._out.produce(self.topic, message, _key_bytes(key))
+        return len(messages)
 
     def send_raw(self, value: bytes | None, key: bytes | str | None = None) -> None:
         """Queue bytes as they are (no validation): for connectors and for testing quarantine."""
@@ -292,21 +306,26 @@ class CorridorConsumer:
         batch = from_ipc(rec.value)
         rows = batch.to_pylist()
         offsets = [r.pop(LINEAGE_OFFSET, None) for r in rows]
+        source_rows = [r.pop(LINEAGE_ROW, -1) for r in rows]
         if self.keyring is not None:
             self._decrypt_arrow(batch, rows, headers)
         source = headers.get(LINEAGE, "").rsplit("/", 1)[0]
-        return [CorridorRecord(row, headers, f"{source}/{off}", rec.key, rec.topic,
-                               rec.partition, rec.offset) for row, off in zip(rows, offsets)]
+        lineages = [f"{source}/{off}" if r < 0 else f"{source}/{off}#{r}"
+                    for off, r in zip(offsets, source_rows)]
+        return [CorridorRecord(row, headers, lineage, rec.key, rec.topic, rec.partition,
+                               rec.offset) for row, lineage in zip(rows, lineages)]
 
     def _decrypt_arrow(self, batch: pa.RecordBatch, rows: list[dict[str, Any]],
                        headers: Mapping[str, str]) -> None:
         corridor, dataset = self._where(headers)
         sealed = unseal_rows(rows, batch.schema.metadata, corridor=corridor, dataset=dataset,
                              keys=self.catalog)
-        egress = match_egress(batch.schema, self._candidates(), ignore=[LINEAGE_OFFSET])
+        egress = match_egress(batch.schema, self._candidates(),
+                              ignore=[LINEAGE_OFFSET, LINEAGE_ROW])
         if egress is None and not self.catalog.schemas:
             self.catalog.refresh_schemas()
-            egress = match_egress(batch.schema, self._candidates(), ignore=[LINEAGE_OFFSET])
+            egress = match_egress(batch.schema, self._candidates(),
+                                  ignore=[LINEAGE_OFFSET, LINEAGE_ROW])
         if egress is None:
             return  # no per-value ciphertexts can be identified without the egress schema
         per_value = [f for f in encrypted_fields(egress) if f.path not in sealed]

@@ -13,14 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from corridor import topics
+from corridor.arrow_batches import arrow_rows
 from corridor.codec import from_ipc
 from corridor.config import Config, Corridor
 from corridor.errors import DecodeError
 from corridor.kafka.clients import Endpoint
-from corridor.kafka.io import endpoint_of, read_to_end, watermarks
+from corridor.kafka.io import Record, endpoint_of, read_to_end, watermarks
 from corridor.kafka.offsets import OffsetReader
 from corridor.model import Lineage
-from corridor.pipeline import LINEAGE_OFFSET
+from corridor.pipeline import LINEAGE_OFFSET, LINEAGE_ROW
 from corridor.verify import Gap, VerifyReport, verify
 from corridor.zones.credentials import Principal
 
@@ -56,7 +57,19 @@ def _delivered_lineages(value: bytes | None, header: str | None) -> list[str]:
     source = header.rsplit("/", 1)[0]
     batch = from_ipc(value)
     offsets = batch.column(batch.schema.get_field_index(LINEAGE_OFFSET)).to_pylist()
-    return [f"{source}/{o}" for o in offsets]
+    if LINEAGE_ROW not in batch.schema.names:
+        return [f"{source}/{o}" for o in offsets]
+    rows = batch.column(batch.schema.get_field_index(LINEAGE_ROW)).to_pylist()
+    return [f"{source}/{o}" if r < 0 else f"{source}/{o}#{r}" for o, r in zip(offsets, rows)]
+
+
+def _source_lineages(rec: Record) -> list[Lineage]:
+    """The records one source message holds: one per row of an Arrow IPC message (the
+    framing rule the processor applies, ``corridor.arrow_batches.arrow_rows``), else one."""
+    rows = arrow_rows(rec.value)
+    if rows is None:
+        return [Lineage(rec.topic, rec.partition, rec.offset)]
+    return [Lineage(rec.topic, rec.partition, rec.offset, r) for r in range(rows)]
 
 
 def _side(endpoint: Endpoint, principal: Principal, topic: str) -> list[tuple[str, str]]:
@@ -107,6 +120,6 @@ def read_verify_input(config: Config, corridor: Corridor, principal: Principal,
     for topic in sources:
         progress(f"reading {origin.zone}/{topic}")
         found.log_start.update({(topic, p): low for p, (low, _) in marks[topic].items()})
-        found.source.extend(Lineage(r.topic, r.partition, r.offset)
-                            for r in read_to_end(origin, principal, topic))
+        for rec in read_to_end(origin, principal, topic):
+            found.source.extend(_source_lineages(rec))
     return found
