@@ -70,7 +70,10 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.delivered_duplicates or self.conflicts or self.unknown)
+        # A gap is records lost before they crossed (retention at the origin): not the
+        # corridor's doing, but "nothing lost" does not hold, and the operator must know.
+        return not (self.missing or self.delivered_duplicates or self.conflicts or self.unknown
+                    or self.gaps)
 
     @property
     def accounted(self) -> int:
@@ -78,7 +81,7 @@ class VerifyReport:
 
     def violations(self) -> int:
         return (len(self.missing) + len(self.delivered_duplicates) + len(self.conflicts)
-                + len(self.unknown))
+                + len(self.unknown) + len(self.gaps))
 
 
 def _parse(text: str) -> Lineage | None:

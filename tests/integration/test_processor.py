@@ -122,3 +122,33 @@ def test_bad_and_withheld_records_stay_home_with_reasons(zones, env, tmp_path):
         for record in read_to_end(dest, admin, internal, uncommitted=True):
             assert record.value not in kept_home
     assert len(values) == total
+
+
+def test_records_deleted_before_crossing_are_a_reported_gap(zones, env, tmp_path):
+    from confluent_kafka import TopicPartition
+
+    from corridor.kafka.clients import admin_client
+
+    admin = zones.credentials.admin
+    produce(env, admin, 3_000, seed=15)
+    source = topics.outbound(env.origin, DATASET)
+    origin = endpoint_of(env.config, env.origin)
+    # Retention at the origin removes the first 100 records of partition 0 before any
+    # corridor read them.
+    client = admin_client(origin, admin)  # keep it alive until the futures resolve
+    futures = client.delete_records([TopicPartition(source, 0, 100)], request_timeout=30)
+    for future in futures.values():
+        future.result(timeout=60)
+    proc = Processor(env, tmp_path, "gap", "--until-caught-up")
+    try:
+        assert proc.wait(120) == 0, proc.log()[-2000:]
+    finally:
+        proc.close()
+    assert '"event": "source_gap"' in proc.log() and '"level": "error"' in proc.log()
+    events = [json.loads(r.value) for r in read_to_end(origin, admin, topics.audit(env.origin))
+              if r.value and b'"gap"' in r.value]
+    assert [(e["partition"], e["from"], e["to"]) for e in events] == [(0, 0, 100)]
+    report = verify(env, admin)
+    assert [(g.partition, g.start, g.end, g.kind) for g in report.gaps] == [(0, 0, 100, "recorded")]
+    assert not report.ok and report.missing == () and report.delivered_duplicates == ()
+    assert report.accounted == 3_000 - 100
