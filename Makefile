@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 	@echo "venv ready: $(VENV)"
 
-.kafka/libs/.installed: infra/kafka/pom.xml infra/fetch-kafka.sh
+.kafka/libs/.installed: infra/kafka/pom.xml infra/fetch-kafka.sh infra/fetch-jars.sh
 	@bash infra/fetch-kafka.sh
 	@touch $@
 

@@ -59,9 +59,9 @@ def test_failed_jar_download(tmp_path: Path) -> None:
     # Offline, with an empty local repository: Maven cannot resolve anything.
     copy = tmp_path / "repo"
     (copy / "infra" / "kafka").mkdir(parents=True)
-    for rel in ("infra/fetch-kafka.sh", "infra/kafka/pom.xml"):
+    for rel in ("infra/fetch-kafka.sh", "infra/fetch-jars.sh", "infra/kafka/pom.xml"):
         (copy / rel).write_text((ROOT / rel).read_text())
     result = run(["bash", str(copy / "infra/fetch-kafka.sh")],
                  {"MAVEN_EXTRA_ARGS": f"-o -Dmaven.repo.local={tmp_path / 'm2'}"}, copy)
-    assert_one_line_error(result, "could not fetch the Kafka jars", ".kafka/mvn.log")
+    assert_one_line_error(result, "could not fetch the Kafka jars", ".kafka/libs-mvn.log")
     assert not (copy / ".kafka" / "libs").exists()
