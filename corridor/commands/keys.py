@@ -23,10 +23,23 @@ def keys() -> None:
     "folder",
     type=click.Path(path_type=Path),
     default=None,
-    help="Keyring folder (default: $CORRIDOR_KEYS_DIR or .keys/ at the repo root).",
+    help="Keyring folder (default: the zone's `keys.path` in the corridor file, else "
+    "$CORRIDOR_KEYS_DIR or .keys/ at the repo root).",
 )
-def init(zone: str, folder: Path | None) -> None:
-    """Create a zone's KEK as a 0600 file. Never overwrites an existing one."""
+@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="The corridor file (for the default folder).")
+def init(zone: str, folder: Path | None, config_path: str) -> None:
+    """Create a zone's KEK as a 0600 file. Never overwrites an existing one.
+
+    The processor and `corridor tail --keys` look for it where the zone's
+    `keys:` entry in the corridor file says, so that is the default here too.
+    """
+    if folder is None and Path(config_path).exists():
+        from corridor.config import load_config
+
+        zone_cfg = load_config(Path(config_path)).zones.get(zone)
+        if zone_cfg is not None and zone_cfg.keys.provider == "local":
+            folder = zone_cfg.keys.path
     ring = LocalKeyring(folder)
     kek = ring.init(zone)
     click.echo(f"created KEK {kek.key_id} for zone {zone} in {ring.path(zone)} (mode 0600)")
