@@ -70,6 +70,9 @@ from corridor.processor_keys import KeyPublisher
 from corridor.zones.credentials import Principal
 
 Log = Any  # a structlog bound logger
+# Source bytes per transaction: bounds memory and transaction size when messages are
+# Arrow IPC batches (~1-8 MiB each); Avro batches stay far below it.
+MAX_BATCH_BYTES = 16 * 1024 * 1024
 SESSION_TIMEOUT_MS = 10000
 # A fenced instance waits this long before it re-creates the producer: by then a zombie
 # has missed its session and lost the partition (and so never fences the new owner back).
@@ -252,12 +255,25 @@ class CorridorRunner:
                     self.stats.lag = lag(self)
                 for (topic, partition), raws in groups.items():
                     if (topic, partition) not in self.fenced:
-                        self._deliver(topic, partition, raws)
+                        self._deliver_chunks(topic, partition, raws)
                 self._resume_fenced()
                 if groups and on_batch is not None:
                     on_batch(self.stats)
         finally:
             self.close()
+
+    def _deliver_chunks(self, topic: str, partition: int, raws: list[RawMessage]) -> None:
+        """One transaction per chunk of at most MAX_BATCH_BYTES of source values (an Arrow
+        IPC message holds thousands of records); stop at a chunk that did not commit (it
+        seeked back: the chunks after it are read again)."""
+        start, size = 0, 0
+        for i, raw in enumerate(raws):
+            size += len(raw.value or b"")
+            if size >= MAX_BATCH_BYTES or i == len(raws) - 1:
+                chunk, start, size = raws[start : i + 1], i + 1, 0
+                self._deliver(topic, partition, chunk)
+                if self.positions.get((topic, partition)) != chunk[-1].lineage.offset + 1:
+                    return
 
     def _group(self, messages: list[Message]) -> dict[tuple[str, int], list[RawMessage]]:
         groups: dict[tuple[str, int], list[RawMessage]] = defaultdict(list)
@@ -325,7 +341,7 @@ class CorridorRunner:
         if self.keys is not None:
             self.keys.committed(committed_keys)
             self.keys.counted(len(raws))
-        self._count(result, len(raws))
+        self._count(result, result.inputs)  # records: an Arrow message holds many
 
     def _resume_fenced(self) -> None:
         """Step 4b, after the grace: still the owner, so a new producer (fencing any

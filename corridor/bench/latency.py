@@ -131,7 +131,7 @@ def _resolve(pending: list[tuple[tuple[int, int], int]], samples: Samples
 def measure(source: Endpoint, dest: Endpoint, admin: Principal, source_topic: str,
             dest_topic: str, values: list[bytes], rows_per_value: int, rate: float,
             seconds: float, warmup_s: float, partitions: int, by_timestamp: bool,
-            tick: Callable[[], None] = lambda: None) -> dict[str, float]:
+            tick: Callable[[int], None] = lambda _: None) -> dict[str, float]:
     """Latency p50/p99 (ms) of records produced at ``rate`` records/s for ``seconds``."""
     samples = Samples(not_before_ms=int((time.time() + warmup_s) * 1000))
     stop, ready = threading.Event(), threading.Event()
@@ -146,12 +146,12 @@ def measure(source: Endpoint, dest: Endpoint, admin: Principal, source_topic: st
         partitions, samples, stop), daemon=True)
     writer.start()
     while writer.is_alive():
-        tick()
+        tick(len(samples.latencies))
         writer.join(0.2)
     deadline = time.monotonic() + 10  # let the last records arrive
     expected = rate * seconds * 0.99
     while time.monotonic() < deadline and len(samples.latencies) < expected:
-        tick()
+        tick(len(samples.latencies))
         time.sleep(0.2)
     stop.set()
     reader.join(10)

@@ -197,10 +197,10 @@ class Bench:
             schema = load_schema(SCHEMAS / "trade" / "shipment.avsc")
             values = arrow_values(self.paced_values[:wanted], schema)[:1]
             rows = arrow_rows(values[0]) or 1
-        total = int(rate * (self.latency_s + self.warmup_s))
+        total = int(rate * self.latency_s)
         return latency.measure(self.env.origin, self.env.destination, self.admin, source, dest,
                                values, rows, rate, self.latency_s, self.warmup_s, PARTITIONS,
-                               by_timestamp, lambda: self.tick(f"{name} latency", 0, total))
+                               by_timestamp, lambda k: self.tick(f"{name} latency", k, total))
 
     def mirrormaker2(self) -> dict[str, Any]:
         env = self.env

@@ -26,6 +26,7 @@ from corridor.config import Config, load_config
 from corridor.kafka import admin as kadmin
 from corridor.kafka.clients import Endpoint, admin_client
 from corridor.kafka.io import PlainProducer
+from corridor.keys.local import LocalKeyring
 from corridor.sample import SCHEMAS, encode, generate_rows
 from corridor.schema import AvroSchema, SchemaStore, load_schema
 from corridor.zones.credentials import Principal
@@ -122,6 +123,7 @@ def make_env(folder: Path, origin: Endpoint, destination: Endpoint, batch: int) 
     """Write the run's corridor file into ``folder`` and load it."""
     tag = uuid.uuid4().hex[:8]
     keys = folder / "keys"
+    keys.mkdir(mode=0o700, exist_ok=True)  # key providers refuse a folder others can read
     avro_zone, arrow_zone = f"b{tag}", f"a{tag}"
     systems = {"corridor-avro": ("avro", avro_zone), "corridor-arrow": ("arrow", arrow_zone),
                "corridor-avro-2x": ("avro", avro_zone)}
@@ -138,11 +140,19 @@ def make_env(folder: Path, origin: Endpoint, destination: Endpoint, batch: int) 
             corridors.append(CORRIDOR.format(name=name, origin=source, dest=dest, fmt=fmt,
                                              batch=batch))
             names[phase][system] = name
+    ring = LocalKeyring(keys)
+    for z in (z for z in names_of_destinations(zones)):
+        ring.init(z)
     path = folder / "corridors.yaml"
     path.write_text(TEMPLATE.format(zones="\n".join(zones), corridors="".join(corridors),
                                     schema=SCHEMAS / "trade" / "shipment.avsc"))
     return BenchEnv(tag, folder, load_config(path), avro_zone, arrow_zone, names[0], names[1],
                     origin, destination)
+
+
+def names_of_destinations(zones: list[str]) -> list[str]:
+    """Destination zone names among the ZONE lines (they start with ``d``)."""
+    return [line.split(":", 1)[0].strip() for line in zones if line.strip().startswith("d")]
 
 
 def provision(env: BenchEnv, admin: Principal) -> None:

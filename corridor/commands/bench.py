@@ -48,9 +48,11 @@ def bench(records: int | None, systems: str | None, batch: int | None, latency_s
     if unknown:
         raise click.BadParameter(f"unknown system {unknown[0]!r}", param_hint="--systems")
     console = Console()
-    endpoints, admin = local.endpoints(["hk", "eu"]), local.credentials().admin
+    # BENCH_DEST_ZONE: the destination cluster (eu; asean when eu is busy with something else).
+    dest = os.environ.get("BENCH_DEST_ZONE", "eu")
+    endpoints, admin = local.endpoints(["hk", dest]), local.credentials().admin
     folder = Path(tempfile.mkdtemp(prefix="corridor-bench-"))
-    env = make_env(folder, endpoints["hk"], endpoints["eu"],
+    env = make_env(folder, endpoints["hk"], endpoints[dest],
                    batch or BatchSettings().max_records)
     console.print(f"bench run {env.tag}: {n:,} records; logs in {folder}")
     provision(env, admin)
