@@ -44,8 +44,12 @@ test-unit: install ## unit tests of the pure core only (no broker)
 demo: up ## zones up, provision, sample data, every corridor end to end, report
 	@$(CORRIDOR) demo $(DEMO_ARGS)
 
-bench: install ## throughput benchmarks (lands with the throughput issue)
-	@echo "make bench: not yet; micro-benchmarks: python -m corridor.bench.<name>"; exit 1
+.kafka/mirror-libs/.installed: infra/mirror/pom.xml infra/fetch-mirror.sh
+	@bash infra/fetch-mirror.sh
+	@touch $@
+
+bench: up .kafka/mirror-libs/.installed ## corridor vs MirrorMaker 2 and a hand-written loop (BENCH_RECORDS, default 1M)
+	@$(CORRIDOR) bench $(BENCH_ARGS)
 
 chaos: up ## long fault, bad-input, zombie and fuzz runs (~25 min); figures in chaos/results/latest.json
 	@$(BIN)/python -m corridor.chaos.report $(PYTEST_ARGS)

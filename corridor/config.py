@@ -133,9 +133,15 @@ class Dataset:
 
 @dataclass(frozen=True)
 class BatchSettings:
-    """Processor batching: at most ``max_records`` per batch, waiting at most ``max_wait_ms``."""
+    """Processor batching: at most ``max_records`` per batch, waiting at most ``max_wait_ms``.
 
-    max_records: int = 500
+    10000 by measurement (make bench, 200k records, 6 partitions, 2 CPUs): 500 gives
+    19k rec/s and cannot keep up with half of that (one transaction per source
+    partition per batch dominates); 2000: 37k rec/s, p99 647 ms; 10000: 40k rec/s,
+    p99 487 ms, peak RSS 342 MiB.
+    """
+
+    max_records: int = 10000
     max_wait_ms: int = 100
 
 

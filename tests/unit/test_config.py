@@ -102,7 +102,7 @@ def test_base_loads_with_defaults(tmp_path: Path) -> None:
     assert corridor.origin == "hk" and corridor.destination == "eu"
     assert corridor.admit == frozenset(RecordKind)
     assert corridor.pseudonym_key == "hk-eu.pseudonym"
-    assert corridor.batch.max_records == 500
+    assert corridor.batch.max_records == 10000
     assert config.zones["hk"].keys.provider == "local"
     assert config.zones["hk"].keys.path == tmp_path / ".corridor" / "keys" / "hk"
     dataset = config.datasets["trade.shipment"]
