@@ -58,7 +58,7 @@ def row_slices(batch: pa.RecordBatch, max_bytes: int) -> list[pa.RecordBatch]:
 
 
 def ipc_messages(batch: pa.RecordBatch, max_bytes: int = DEFAULT_MAX_BYTES,
-                 compression: str | None = "lz4") -> list[bytes]:
+                 compression: str | None = "zstd") -> list[bytes]:
     """``batch`` as Arrow IPC messages of at most ``max_bytes`` each (a slice whose message
     still comes out larger is halved). A single row larger than ``max_bytes`` is refused."""
     out: list[bytes] = []

@@ -106,7 +106,7 @@ class ParkProducer:
             self._out.produce(self.topic, value, keys[i] if keys is not None else None)
 
     def send_arrow(self, batch: pa.RecordBatch, key: bytes | str | None = None,
-                   max_bytes: int = 1024 * 1024, compression: str | None = "lz4") -> int:
+                   max_bytes: int = 1024 * 1024, compression: str | None = "zstd") -> int:
         """Queue an Arrow batch (the dataset's Arrow schema) as Arrow IPC messages of at
         most ``max_bytes`` each: one record per row for the corridor. Returns messages queued.
 
