@@ -22,6 +22,7 @@ from corridor.kafka.clients import Endpoint, client_config
 from corridor.zones.credentials import Principal
 
 Headers = list[tuple[str, bytes]]
+COMMIT_WAIT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,9 @@ class TransactionalSink:
         waited = False
         while True:
             try:
-                self.producer.commit_transaction(30)
+                # Short timeout, then retry: an outage is reported (once) within seconds
+                # instead of hiding inside one long blocking call.
+                self.producer.commit_transaction(COMMIT_WAIT_S)
                 if waited:
                     self.notify("destination_available", {"step": "commit"})
                 return

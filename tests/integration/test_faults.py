@@ -106,17 +106,22 @@ def test_broker_sigkilled_and_restarted_mid_stream(zones, tmp_path, zone, role):
 def test_destination_down_loses_and_duplicates_nothing(zones, tmp_path, outage_s):
     admin = zones.credentials.admin
     total = 40_000
+    half = total // 2
     with corridor(zones, tmp_path) as env:
-        produce(env, admin, total, seed=13)
-        proc = Processor(env, tmp_path, "outage", "--until-caught-up", "--idle-ms", "3000")
+        produce(env, admin, half, seed=13)
+        proc = Processor(env, tmp_path, "outage")
         try:
             with broker_back("eu") as (launcher, eu):
                 wait_until(lambda: committed(env, admin) > 0, 120, "first commits")
                 launcher.down(eu, print)
+                # The second half arrives while the destination is away: the processor is
+                # mid-stream with records it cannot deliver (however fast the first half went).
+                produce(env, admin, half, seed=14)
                 # The outage itself is the scenario: the destination stays away this long.
                 time.sleep(outage_s)
                 assert proc.proc.poll() is None, "the processor exited during the outage"
-            assert proc.wait(600) == 0, proc.log()[-3000:]
+            wait_until(lambda: committed(env, admin) == total, 300, "every record committed")
+            assert proc.stop() == 0, proc.log()[-3000:]
         finally:
             proc.close()
         assert "destination_unavailable" in proc.log()
