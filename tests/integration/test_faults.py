@@ -40,7 +40,8 @@ def _finish(env, tmp_path, name: str, timeout_s: float = 600) -> Processor:
     return final
 
 
-@pytest.mark.parametrize("kills,total", variants((3, 20_000), (20, 500_000)))
+# make test: issue 4's 5 kills over 100k; make chaos: issue 7's 20 over 500k.
+@pytest.mark.parametrize("kills,total", variants((5, 100_000), (20, 500_000)))
 def test_exactly_once_under_repeated_processor_sigkill(zones, tmp_path, kills, total):
     admin = zones.credentials.admin
     with corridor(zones, tmp_path) as env:
@@ -102,7 +103,7 @@ def test_broker_sigkilled_and_restarted_mid_stream(zones, tmp_path, zone, role):
 
 
 @needs_launcher
-@pytest.mark.parametrize("outage_s", variants(20, 60))
+@pytest.mark.parametrize("outage_s", variants(30, 60))
 def test_destination_down_loses_and_duplicates_nothing(zones, tmp_path, outage_s):
     admin = zones.credentials.admin
     total = 40_000
