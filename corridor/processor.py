@@ -72,7 +72,7 @@ from corridor.zones.credentials import Principal
 Log = Any  # a structlog bound logger
 # Source bytes per transaction: bounds memory and transaction size when messages are
 # Arrow IPC batches (~1-8 MiB each); Avro batches stay far below it.
-MAX_BATCH_BYTES = 16 * 1024 * 1024
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 SESSION_TIMEOUT_MS = 10000
 # A fenced instance waits this long before it re-creates the producer: by then a zombie
 # has missed its session and lost the partition (and so never fences the new owner back).
@@ -161,6 +161,8 @@ class CorridorRunner:
             "session.timeout.ms": SESSION_TIMEOUT_MS,
             "heartbeat.interval.ms": 2000,
             "fetch.max.bytes": 16 * 1024 * 1024,
+            # Prefetched source bytes held in this process (default 64 MiB): peak RSS.
+            "queued.max.messages.kbytes": 32 * 1024,
             "fetch.wait.max.ms": max(10, min(500, batch.max_wait_ms)),
             "log_level": 3,
         }))
@@ -263,7 +265,7 @@ class CorridorRunner:
             self.close()
 
     def _deliver_chunks(self, topic: str, partition: int, raws: list[RawMessage]) -> None:
-        """One transaction per chunk of at most MAX_BATCH_BYTES of source values (an Arrow
+        """One transaction per chunk of about MAX_BATCH_BYTES of source values (an Arrow
         IPC message holds thousands of records); stop at a chunk that did not commit (it
         seeked back: the chunks after it are read again)."""
         start, size = 0, 0
