@@ -138,15 +138,18 @@ def test_origin_refusing_quarantine_writes_pauses_and_resumes(zones, tmp_path):
     nothing is skipped), and resumes once the topic is fixed."""
     admin = zones.credentials.admin
     total = 30_000
+    half = total // 2
     with corridor(zones, tmp_path) as env:
-        produce(env, admin, total, seed=31, bad_ratio=0.05)
+        produce(env, admin, half, seed=31, bad_ratio=0.05)
         quarantine = topics.quarantine(env.corridor)
         origin_admin = zones.admin("hk")
-        proc = Processor(env, tmp_path, "diskfull", "--until-caught-up", "--idle-ms", "3000")
+        proc = Processor(env, tmp_path, "diskfull")
         try:
-            wait_until(lambda: committed(env, admin) > 0, 120, "first commits")
+            wait_until(lambda: committed(env, admin) == half, 120, "the first half committed")
             set_topic_config(origin_admin, quarantine, {"max.message.bytes": "64"})
             try:
+                # The second half (with corrupt records) arrives while quarantine is refused.
+                produce(env, admin, half, seed=32, bad_ratio=0.05)
                 wait_until(lambda: "origin_rejected" in proc.log(), 120, "the refusal reported")
                 stuck = committed(env, admin)
                 # Held: nothing more commits while quarantine writes are refused.
@@ -155,7 +158,8 @@ def test_origin_refusing_quarantine_writes_pauses_and_resumes(zones, tmp_path):
                 assert proc.proc.poll() is None, "the processor exited instead of waiting"
             finally:
                 set_topic_config(origin_admin, quarantine, {"max.message.bytes": None})
-            assert proc.wait(300) == 0, proc.log()[-3000:]
+            wait_until(lambda: committed(env, admin) == total, 300, "every record committed")
+            assert proc.stop() == 0, proc.log()[-3000:]
         finally:
             proc.close()
         rejected = [ln for ln in proc.log().splitlines() if "origin_rejected" in ln]
