@@ -290,10 +290,17 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def _cluster_id() -> str:
-    # Kafka cluster ids are 16 random bytes, base64url without padding (22 chars).
+    """16 random bytes, base64url without padding (22 chars), as Kafka's Uuid prints them.
+
+    Like Kafka's Uuid.randomUuid, never one that starts with '-': the storage tool's
+    argument parser would take it for an option ("--cluster-id: expected one argument").
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _check_port_free(spec: ZoneSpec) -> None:
