@@ -1,20 +1,22 @@
 """The boundary processor: one corridor's consume -> policy -> exactly-once loop.
 
-For each batch of one source partition, ``CorridorRunner._deliver`` does, in
-this order (the order is the correctness argument):
+For each round (what one ``consume()`` returned, split per source partition),
+``CorridorRunner._deliver_round`` does, in this order (the order is the
+correctness argument; each source partition has its own transaction):
 
   Step 0. Keys (``processor_keys``): rotate when due or asked; the current
           data key must be wrapped by the destination's key provider first
           (while it is unreachable the corridor pauses; nothing crosses).
   Step 1. Run the pure pipeline: decode, classify, withhold, transform, tag,
           encode. Nothing has left the process yet.
-  Step 2. Write withheld, quarantined and audit records to the origin and
-          wait until every one is acknowledged. They are keyed by lineage on
+  Step 2. Write withheld, quarantined and audit records of every partition of
+          the round to the origin and wait until every one is acknowledged. They are keyed by lineage on
           compacted topics, so a replay rewrites the same keys.
-  Step 3. In one destination transaction: egress schemas and wrapped data keys
-          not yet published, the output records, and the batch's end offset in
-          ``_corridor.offsets``. Commit (retrying a commit that timed out;
-          aborting only when the error requires it).
+  Step 3. Per partition, one destination transaction: egress schemas and
+          wrapped data keys not yet published, the output records, and the
+          batch's end offset in ``_corridor.offsets``. The partitions' commits
+          run concurrently (retrying a commit that timed out; aborting only
+          when the error requires it).
   Step 4. On an abort, seek the consumer back to the batch's first offset, so
           the batch is processed again. On a fenced or fatal producer, pause the
           partition and wait ``FENCE_GRACE_S`` (longer than the group's session
@@ -36,8 +38,9 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -51,7 +54,7 @@ from confluent_kafka import (
 from corridor import pipeline, topics
 from corridor.config import Config
 from corridor.crypto import KeyRing
-from corridor.errors import KafkaUnavailable
+from corridor.errors import CorridorError, KafkaUnavailable
 from corridor.kafka.clients import Endpoint, client_config
 from corridor.kafka.keys_topic import ControlListener
 from corridor.kafka.offsets import OffsetReader, encode_offset, offset_key, offset_partition
@@ -77,6 +80,29 @@ SESSION_TIMEOUT_MS = 10000
 # A fenced instance waits this long before it re-creates the producer: by then a zombie
 # has missed its session and lost the partition (and so never fences the new owner back).
 FENCE_GRACE_S = SESSION_TIMEOUT_MS / 1000 + 3.0
+
+
+class Prepared(NamedTuple):
+    """One chunk of one source partition, ready for its destination transaction."""
+
+    tp: tuple[str, int]
+    raws: list[RawMessage]
+    result: pipeline.BatchResult
+    side: list[OutMessage]
+    out: list[OutMessage]
+    keys: set[bytes | None]
+    sink: TransactionalSink
+
+
+def _chunks(raws: list[RawMessage]) -> list[list[RawMessage]]:
+    """Split one partition's messages into runs of about MAX_BATCH_BYTES of values."""
+    chunks, start, size = [], 0, 0
+    for i, raw in enumerate(raws):
+        size += len(raw.value or b"")
+        if size >= MAX_BATCH_BYTES or i == len(raws) - 1:
+            chunks.append(raws[start : i + 1])
+            start, size = i + 1, 0
+    return chunks
 
 
 @dataclass
@@ -124,6 +150,8 @@ class CorridorRunner:
         self.log = log.bind(corridor=self.corridor.name, instance=instance)
         self.stats = Stats()
         self.sinks: dict[tuple[str, int], TransactionalSink] = {}
+        # Commits of one round's partitions run concurrently (each waits on the network).
+        self._committers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="commit")
         self.published: set[bytes] = set()
         # Next source offset to process per owned partition (what was committed last).
         self.positions: dict[tuple[str, int], int] = {}
@@ -255,27 +283,37 @@ class CorridorRunner:
                     self.stats.first_batch = time.monotonic()
                 if not messages:
                     self.stats.lag = lag(self)
-                for (topic, partition), raws in groups.items():
-                    if (topic, partition) not in self.fenced:
-                        self._deliver_chunks(topic, partition, raws)
+                if groups:
+                    self._deliver_round(groups)
                 self._resume_fenced()
                 if groups and on_batch is not None:
                     on_batch(self.stats)
         finally:
             self.close()
 
-    def _deliver_chunks(self, topic: str, partition: int, raws: list[RawMessage]) -> None:
-        """One transaction per chunk of about MAX_BATCH_BYTES of source values (an Arrow
-        IPC message holds thousands of records); stop at a chunk that did not commit (it
-        seeked back: the chunks after it are read again)."""
-        start, size = 0, 0
-        for i, raw in enumerate(raws):
-            size += len(raw.value or b"")
-            if size >= MAX_BATCH_BYTES or i == len(raws) - 1:
-                chunk, start, size = raws[start : i + 1], i + 1, 0
-                self._deliver(topic, partition, chunk)
-                if self.positions.get((topic, partition)) != chunk[-1].lineage.offset + 1:
-                    return
+    def _deliver_round(self, groups: dict[tuple[str, int], list[RawMessage]]) -> None:
+        """Deliver what one consume() returned: per source partition one transaction per
+        chunk of about MAX_BATCH_BYTES of source values (an Arrow IPC message holds
+        thousands of records). The partitions' transactions of a round commit
+        concurrently (their producers are independent), so a round costs one commit
+        round trip, not one per partition. A partition whose chunk did not commit drops
+        its later chunks (it seeked back: they are read again)."""
+        pending = {tp: _chunks(raws) for tp, raws in groups.items() if tp not in self.fenced}
+        while pending:
+            prepared = []
+            for tp, chunks in pending.items():
+                # Step 0 before each chunk, so "rotate every N records" holds per chunk.
+                if not self._keys_ready():
+                    return  # stopping: nothing more is processed; stored offsets bring it back
+                prepared.append(self._prepare(tp, chunks.pop(0)))
+            # Step 2: side output to the origin, acknowledged before any destination commit.
+            self.side.write([m for p in prepared for m in p.side])
+            # Step 3: the destination transactions, committed concurrently.
+            errors = self._commit_all(prepared)
+            for p, error in zip(prepared, errors, strict=True):
+                if not self._settle(p, error):
+                    pending.pop(p.tp)
+            pending = {tp: chunks for tp, chunks in pending.items() if chunks}
 
     def _group(self, messages: list[Message]) -> dict[tuple[str, int], list[RawMessage]]:
         groups: dict[tuple[str, int], list[RawMessage]] = defaultdict(list)
@@ -302,48 +340,64 @@ class CorridorRunner:
             self.plan = self.plan.with_cipher(self.keys.cipher)
         return True
 
-    def _deliver(self, topic: str, partition: int, raws: list[RawMessage]) -> None:
-        if not self._keys_ready():
-            return  # stopping: the batch is not processed; the stored offset brings it back
+    def _prepare(self, tp: tuple[str, int], raws: list[RawMessage]) -> Prepared:
+        """Step 1: the pure pipeline; and the messages of steps 2 and 3 for one chunk."""
+        topic, partition = tp
         dataset_plan = self.plan.dataset_for_topic(topic)
-        # Step 1: the pure pipeline.
         result = pipeline.process(raws, self.plan, dataset_plan, int(time.time() * 1000))
+        if self.keys is not None:
+            self.keys.counted(len(raws))  # encrypted under the current key, committed or not
         first, last = raws[0].lineage.offset, raws[-1].lineage.offset
-        # Step 2: side output to the origin, acknowledged before the destination commit.
-        self.side.write(self._side_messages(result, topic, partition, first, last))
-        # Step 3: one destination transaction: catalog, output, offsets.
+        side = self._side_messages(result, topic, partition, first, last)
         out = self._catalog_messages(result)
-        committed_keys = {m.key for m in out if m.topic == topics.KEYS}
+        keys = {m.key for m in out if m.topic == topics.KEYS}
         out += [OutMessage(dataset_plan.destination_topic, d.value, d.key, d.headers)
                 for d in result.delivered]
         key = offset_key(self.corridor.name, topic, partition)
         out.append(OutMessage(topics.OFFSETS, encode_offset(last + 1, f"{first}-{last}"), key,
                               partition=offset_partition(key, self.offset_partitions)))
-        try:
-            self._sink_for(topic, partition).write(out)
-        except BatchAborted as exc:
+        return Prepared(tp, raws, result, side, out, keys, self._sink_for(topic, partition))
+
+    def _commit_all(self, prepared: list[Prepared]) -> list[CorridorError | None]:
+        """Step 3 for every prepared chunk; the error of each (None when it committed)."""
+        def write(p: Prepared) -> CorridorError | None:
+            try:
+                p.sink.write(p.out)
+            except (BatchAborted, SinkFenced) as exc:
+                return exc
+            return None
+
+        if len(prepared) == 1:
+            return [write(prepared[0])]
+        return list(self._committers.map(write, prepared))
+
+    def _settle(self, p: Prepared, error: CorridorError | None) -> bool:
+        """Step 4: account a committed chunk, or recover from a failed one. True if committed."""
+        (topic, partition), first = p.tp, p.raws[0].lineage.offset
+        if isinstance(error, BatchAborted):
             # Step 4a: nothing of the batch is visible; process it again.
             self.stats.aborted += 1
             self.log.warning("batch_aborted", topic=topic, partition=partition, first=first,
-                             reason=str(exc))
+                             reason=str(error))
             self.consumer.seek(TopicPartition(topic, partition, first))
-            return
-        except SinkFenced as exc:
+            return False
+        if error is not None:
             # Step 4b: pause; maybe we are the zombie (see _resume_fenced).
-            self.log.warning("producer_fenced", topic=topic, partition=partition, reason=str(exc),
+            self.log.warning("producer_fenced", topic=topic, partition=partition,
+                             reason=str(error),
                              action=f"partition paused for {FENCE_GRACE_S:.0f}s")
             sink = self.sinks.pop((topic, partition), None)
             if sink is not None:
                 sink.close()
             self.consumer.pause([TopicPartition(topic, partition)])
             self.fenced[(topic, partition)] = time.monotonic()
-            return
-        self.published.update(s.fingerprint for s in result.egress_schemas_used)
-        self.positions[(topic, partition)] = last + 1
+            return False
+        self.published.update(s.fingerprint for s in p.result.egress_schemas_used)
+        self.positions[p.tp] = p.raws[-1].lineage.offset + 1
         if self.keys is not None:
-            self.keys.committed(committed_keys)
-            self.keys.counted(len(raws))
-        self._count(result, result.inputs)  # records: an Arrow message holds many
+            self.keys.committed(p.keys)
+        self._count(p.result, p.result.inputs)  # records: an Arrow message holds many
+        return True
 
     def _resume_fenced(self) -> None:
         """Step 4b, after the grace: still the owner, so a new producer (fencing any
@@ -395,6 +449,7 @@ class CorridorRunner:
         self.stats.last_delivery = time.monotonic()
 
     def close(self) -> None:
+        self._committers.shutdown(wait=True)
         try:
             self.consumer.close()
         except RuntimeError:
