@@ -119,7 +119,9 @@ def _run_all(config: Config, expected: dict[str, int]) -> dict[str, Any]:
                  for r in runners}
         while any(t.is_alive() for t in threads) and not stop.is_set():
             for r in runners:
-                progress.update(tasks[r.corridor.name], completed=r.stats.consumed)
+                # A corridor also catches up on records of earlier runs it had not seen.
+                progress.update(tasks[r.corridor.name], completed=r.stats.consumed,
+                                total=max(expected[r.corridor.name], r.stats.consumed))
             if all(r.stats.consumed >= expected[r.corridor.name] for r in runners) \
                     and caught_up(runners, 500):
                 stop.set()
