@@ -253,7 +253,14 @@ class CorridorRunner:
 
     def _check_gap(self, tp: TopicPartition, start: int | None) -> None:
         """Records deleted by retention before they crossed: report, never skip silently."""
-        low, _ = self.consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+        low, high = self.consumer.get_watermark_offsets(tp, timeout=30, cached=False)
+        if start is not None and start > high:
+            # The source was deleted and recreated (or truncated) under the corridor: its
+            # offsets restart, so new records reuse lineages that already crossed.
+            self.log.error("source_rewound", topic=tp.topic, partition=tp.partition,
+                           stored_position=start, source_end=high,
+                           reason="the source ends before the stored position: it was "
+                                  "recreated; `corridor verify` will report the collisions")
         expected = 0 if start is None else start
         if low > expected:
             event = {"event": "gap", "corridor": self.corridor.name, "topic": tp.topic,
