@@ -303,18 +303,33 @@ def _cluster_id() -> str:
             return text
 
 
+PORT_WAIT_S = 5.0
+
+
 def _check_port_free(spec: ZoneSpec) -> None:
+    """ZoneError when a port stays taken. A broker killed a moment ago can leave its
+    port briefly unbindable (closing connections), so a taken port is retried for a
+    few seconds before it counts as another process's."""
+    deadline = time.monotonic() + PORT_WAIT_S
     for port in (spec.port, spec.controller_port):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
+        while not _port_free(port):
+            if time.monotonic() > deadline:
                 raise ZoneError(
                     spec.name,
                     f"port {port} is already in use by another process; stop it or set "
                     f"CORRIDOR_PORT_{spec.name.upper()} to another port",
-                ) from None
+                )
+            time.sleep(0.2)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _java_major_version(java: str) -> int | None:
