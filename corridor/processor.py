@@ -52,6 +52,7 @@ from confluent_kafka import (
 )
 
 from corridor import pipeline, topics
+from corridor.acl import consumer_group, transactional_prefix
 from corridor.config import Config
 from corridor.crypto import KeyRing
 from corridor.errors import CorridorError, KafkaUnavailable
@@ -178,7 +179,7 @@ class CorridorRunner:
     def _consumer(self) -> Consumer:
         batch = self.corridor.batch
         consumer = Consumer(client_config(self.origin, self.principal, {
-            "group.id": f"corridor.{self.corridor.name}",
+            "group.id": consumer_group(self.corridor.name),
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -208,7 +209,9 @@ class CorridorRunner:
         getattr(self.log, level)(event, **fields)
 
     def _transactional_id(self, topic: str, partition: int) -> str:
-        return f"corridor.{self.corridor.name}.{topic}.{partition}"
+        # Under the prefix the corridor's principal may use (corridor.acl), one per source
+        # partition: whoever owns the partition next fences this producer.
+        return f"{transactional_prefix(self.corridor.name)}{topic}.{partition}"
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Step A: producers first: init_transactions fences the previous owner.
