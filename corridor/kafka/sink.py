@@ -179,7 +179,14 @@ class TransactionalSink:
         return False
 
     def close(self) -> None:
-        self.producer.flush(5)
+        """Let go of the producer. A fenced or fatally failed one raises on flush: its
+        open transaction is aborted by its successor anyway, so that is not an error here
+        (and must not escape a rebalance callback)."""
+        try:
+            self.producer.flush(5)
+        except KafkaException as exc:
+            if not exc.args[0].fatal():
+                raise
 
 
 class SideOutput:
