@@ -79,6 +79,10 @@ def test_fenced_zombie_commits_nothing_after_takeover(zones, tmp_path, total):
             all_parts = _owned(zombie)
             os.kill(zombie.proc.pid, signal.SIGSTOP)
             at_stop = committed(env, admin)
+            # More records after the stop: the heir has work even if the zombie had already
+            # delivered everything before it (it is fast), so "the heir commits" is real.
+            produce(env, admin, total, seed=42, bad_ratio=0.02)
+            total *= 2
             heir = Processor(env, tmp_path, "heir")
             wait_until(lambda: _owned(heir) >= all_parts, 120, "the heir to own every partition")
             wait_until(lambda: committed(env, admin) > at_stop, 120, "the heir to commit")
