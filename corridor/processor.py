@@ -213,6 +213,7 @@ class CorridorRunner:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Step A: producers first: init_transactions fences the previous owner.
         for tp in partitions:
+            self.fenced.pop((tp.topic, tp.partition), None)
             self._sink_for(tp.topic, tp.partition, fresh=True)
         # Step B: then read the committed positions back, and seek there.
         stored = self.reader.read([(tp.topic, tp.partition) for tp in partitions],
@@ -232,6 +233,7 @@ class CorridorRunner:
         # Processing is synchronous and callbacks run inside consume(): no batch is open.
         for tp in partitions:
             self.positions.pop((tp.topic, tp.partition), None)
+            # Not ours any more: nothing to resume (a later assignment starts afresh).
             self.fenced.pop((tp.topic, tp.partition), None)
             sink = self.sinks.pop((tp.topic, tp.partition), None)
             if sink is not None:
