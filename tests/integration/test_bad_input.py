@@ -114,7 +114,12 @@ def test_every_bad_input_class_is_quarantined_with_its_reason(zones, tmp_path):
                    good=sent // 2, **figures)
 
 
-@pytest.mark.parametrize("seconds", variants(20.0, float(os.environ.get("CORRIDOR_FUZZ_S", "600"))))
+FUZZ_LONG_S = float(os.environ.get("CORRIDOR_FUZZ_S", "600"))
+
+
+# The suite's 600 s per-test timeout would cut the 10-minute fuzz run short.
+@pytest.mark.timeout(FUZZ_LONG_S + 300)
+@pytest.mark.parametrize("seconds", variants(20.0, FUZZ_LONG_S))
 def test_decoder_fuzz(seconds):
     report = run_fuzz(seconds)
     assert report.execs > 0 and report.slowest_s < 2.0
