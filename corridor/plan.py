@@ -34,6 +34,7 @@ from types import MappingProxyType
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from corridor import topics
 from corridor.config import (
     Config,
     Corridor,
@@ -96,15 +97,15 @@ class CorridorPlan:
 
     @property
     def withheld_topic(self) -> str:
-        return f"{self.origin}.withheld.{self.name}"
+        return topics.withheld(self.corridor)
 
     @property
     def quarantine_topic(self) -> str:
-        return f"{self.origin}.quarantine.{self.name}"
+        return topics.quarantine(self.corridor)
 
     @property
     def audit_topic(self) -> str:
-        return f"{self.origin}.audit"
+        return topics.audit(self.origin)
 
     def source_topics(self) -> tuple[str, ...]:
         return tuple(d.source_topic for d in self.datasets.values())
@@ -182,8 +183,8 @@ def _dataset_plan(
     egress = egress_schema(dataset.schema, {p: t.value for p, t in transforms.items()})
     plan = DatasetPlan(
         dataset=dataset.name,
-        source_topic=f"{corridor.origin}.outbound.{dataset.name}",
-        destination_topic=f"corridor.{corridor.origin}-{corridor.destination}.{dataset.name}",
+        source_topic=topics.outbound(corridor.origin, dataset.name),
+        destination_topic=topics.corridor_topic(corridor.origin, corridor.destination, dataset.name),
         schema=dataset.schema,
         egress=egress,
         withhold=corridor.withhold.get(dataset.name),
