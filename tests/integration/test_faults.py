@@ -70,6 +70,9 @@ def test_exactly_once_under_repeated_processor_sigkill(zones, tmp_path, kills, t
                    records=total, **figures)
 
 
+# Timing-sensitive on a 2-core box with three brokers (failed 1 in 4 clean-clone runs):
+# in `make chaos` only until the scenario no longer depends on the processor's speed.
+@pytest.mark.chaos
 @needs_launcher
 @pytest.mark.parametrize("zone,role", [("hk", "origin"), ("eu", "destination")])
 def test_broker_sigkilled_and_restarted_mid_stream(zones, tmp_path, zone, role):
