@@ -80,6 +80,8 @@ SESSION_TIMEOUT_MS = 10000
 # A fenced instance waits this long before it re-creates the producer: by then a zombie
 # has missed its session and lost the partition (and so never fences the new owner back).
 FENCE_GRACE_S = SESSION_TIMEOUT_MS / 1000 + 3.0
+# How long a Kafka read in the rebalance path is retried before the processor gives up.
+RETRY_FOR_S = 600.0
 
 
 class Prepared(NamedTuple):
@@ -215,13 +217,17 @@ class CorridorRunner:
         for tp in partitions:
             self.fenced.pop((tp.topic, tp.partition), None)
             self._sink_for(tp.topic, tp.partition, fresh=True)
-        # Step B: then read the committed positions back, and seek there.
-        stored = self.reader.read([(tp.topic, tp.partition) for tp in partitions],
-                                  self.offset_partitions)
+        # Step B: then read the committed positions back, and seek there. An exception
+        # escaping this callback would end the processor: transient faults are waited out.
+        stored = self._retrying("destination_unavailable", "read stored offsets",
+                                lambda: self.reader.read(
+                                    [(tp.topic, tp.partition) for tp in partitions],
+                                    self.offset_partitions))
         starts = []
         for tp in partitions:
             start = stored.get((tp.topic, tp.partition))
-            self._check_gap(tp, start)
+            self._retrying("origin_unavailable", "check for a gap",
+                           lambda tp=tp, start=start: self._check_gap(tp, start))
             starts.append(TopicPartition(tp.topic, tp.partition,
                                          OFFSET_BEGINNING if start is None else start))
             self.positions[(tp.topic, tp.partition)] = start or 0
@@ -252,6 +258,30 @@ class CorridorRunner:
                                                 self._transactional_id(topic, partition),
                                                 self._notify)
         return self.sinks[key]
+
+    def _retrying(self, event: str, step: str, fn: Callable[[], Any]) -> Any:
+        """``fn()``, retried with backoff while it fails with a Kafka error that may pass (a
+        reset connection, a broker restarting). Raises at once when stopping, on an
+        authorization error, or after ``RETRY_FOR_S``."""
+        deadline, pause = time.monotonic() + RETRY_FOR_S, 0.5
+        while True:
+            try:
+                return fn()
+            except (KafkaException, KafkaUnavailable) as exc:
+                if (self._stop.is_set() or time.monotonic() > deadline
+                        or "AUTHORIZATION" in str(exc)):
+                    raise
+                self._notify(event, {"step": step, "error": str(exc), "retry_in_s": pause})
+                self._stop.wait(pause)
+                pause = min(pause * 2, 5.0)
+
+    def _lag(self) -> int:
+        """``lag(self)``, or -1 (unknown: never "caught up") while the origin cannot say."""
+        try:
+            return lag(self)
+        except KafkaUnavailable as exc:
+            self._notify("origin_unavailable", {"step": "lag", "error": str(exc)})
+            return -1
 
     def _check_gap(self, tp: TopicPartition, start: int | None) -> None:
         """Records deleted by retention before they crossed: report, never skip silently."""
@@ -291,7 +321,7 @@ class CorridorRunner:
                 if groups and not self.stats.first_batch:
                     self.stats.first_batch = time.monotonic()
                 if not messages:
-                    self.stats.lag = lag(self)
+                    self.stats.lag = self._lag()
                 if groups:
                     self._deliver_round(groups)
                 self._resume_fenced()

@@ -114,7 +114,15 @@ class FaultProxy:
         self._closed.set()
         self._flowing.set()
         try:
+            # close() alone leaves a socket that a thread is blocked in accept() on still
+            # listening (Linux): shutdown wakes that accept, so the port is free on return.
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self._listener.close()
+            if self._thread.is_alive():
+                self._thread.join(5)
         finally:
             self.reset()
 

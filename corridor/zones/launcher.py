@@ -43,7 +43,9 @@ STOP_TIMEOUT_S = 30.0
 
 @dataclass(frozen=True, slots=True)
 class ZoneSpec:
-    """Where a local zone listens. The controller listens on ``port + 1``."""
+    """Where a local zone listens. The controller listens on ``port + 1``; a second
+    client listener for fault tests on ``port + 2``, advertised as ``port + 3`` (where a
+    ``corridor.chaos.proxy.FaultProxy`` forwards to ``port + 2`` while a test runs)."""
 
     name: str
     port: int
@@ -51,6 +53,14 @@ class ZoneSpec:
     @property
     def controller_port(self) -> int:
         return self.port + 1
+
+    @property
+    def proxied_listener_port(self) -> int:
+        return self.port + 2
+
+    @property
+    def proxy_port(self) -> int:
+        return self.port + 3
 
     @property
     def bootstrap(self) -> str:
@@ -167,7 +177,8 @@ class Launcher:
         _write_private(
             zdir / "server.properties",
             server_properties(spec.name, spec.port, spec.controller_port, data, creds.admin,
-                              ensure_zone_tls(self.state / "tls", spec.name) if self.tls else None),
+                              ensure_zone_tls(self.state / "tls", spec.name) if self.tls else None,
+                              proxied=(spec.proxied_listener_port, spec.proxy_port)),
         )
         (zdir / "log4j2.properties").write_text(log4j2_properties(zdir / "broker.log"))
         if (data / "meta.properties").exists():
@@ -311,7 +322,7 @@ def _check_port_free(spec: ZoneSpec) -> None:
     port briefly unbindable (closing connections), so a taken port is retried for a
     few seconds before it counts as another process's."""
     deadline = time.monotonic() + PORT_WAIT_S
-    for port in (spec.port, spec.controller_port):
+    for port in (spec.port, spec.controller_port, spec.proxied_listener_port):
         while not _port_free(port):
             if time.monotonic() > deadline:
                 raise ZoneError(

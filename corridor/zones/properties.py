@@ -18,27 +18,43 @@ from corridor.zones.tls import TlsFiles
 
 def server_properties(
     zone: str, port: int, controller_port: int, data: Path, admin: Principal,
-    tls: TlsFiles | None = None,
+    tls: TlsFiles | None = None, proxied: tuple[int, int] | None = None,
 ) -> str:
     """The broker's properties. With ``tls`` the client (and inter-broker) listener is
-    SASL_SSL and nothing listens in plaintext except the loopback controller."""
+    SASL_SSL and nothing listens in plaintext except the loopback controller.
+
+    ``proxied=(listen, advertised)`` adds a second client listener, PROXIED, on port
+    ``listen`` that advertises port ``advertised``: a client bootstrapping at
+    ``advertised`` (where a fault proxy forwards to ``listen``) is told to use
+    ``advertised`` for every later connection, so all its traffic crosses the proxy.
+    Same security as the client listener; nothing listens on ``advertised`` unless a
+    proxy does."""
     client = "SASL_SSL" if tls is not None else "SASL_PLAINTEXT"
     jaas = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
         f'username="{admin.username}" password="{admin.secret}";'
     )
+    listeners = [f"{client}://127.0.0.1:{port}", f"CONTROLLER://127.0.0.1:{controller_port}"]
+    advertised = [f"{client}://127.0.0.1:{port}"]
+    protocols = [f"CONTROLLER:PLAINTEXT,{client}:{client}"]
+    sasl = {f"listener.name.{client.lower()}.scram-sha-512.sasl.jaas.config": jaas}
+    if proxied is not None:
+        listeners.append(f"PROXIED://127.0.0.1:{proxied[0]}")
+        advertised.append(f"PROXIED://127.0.0.1:{proxied[1]}")
+        protocols.append(f"PROXIED:{client}")
+        sasl["listener.name.proxied.scram-sha-512.sasl.jaas.config"] = jaas
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-        "listeners": f"{client}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"{client}://127.0.0.1:{port}",
+        "listeners": ",".join(listeners),
+        "advertised.listeners": ",".join(advertised),
         "inter.broker.listener.name": client,
         "controller.listener.names": "CONTROLLER",
-        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{client}:{client}",
+        "listener.security.protocol.map": ",".join(protocols),
         "sasl.enabled.mechanisms": "SCRAM-SHA-512",
         "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
-        f"listener.name.{client.lower()}.scram-sha-512.sasl.jaas.config": jaas,
+        **sasl,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         # The broker reaches its own controller over the loopback-only PLAINTEXT
         # controller listener, where it is ANONYMOUS.

@@ -96,3 +96,14 @@ def test_refuse_resets_new_connections(echo: int) -> None:
             sock.sendall(b"y")
             assert sock.recv(1) == b"y"
         assert proxy.stats.refused == 1
+
+
+def test_its_port_is_free_again_as_soon_as_it_is_closed(echo: int) -> None:
+    """A test after another binds the same fixed port (the one the broker advertises)."""
+    with FaultProxy(echo) as proxy, _client(proxy) as sock:
+        sock.sendall(b"x")
+        assert sock.recv(16) == b"x"
+        port = proxy.port
+    with FaultProxy(echo, port=port) as again, _client(again) as sock:
+        sock.sendall(b"y")
+        assert sock.recv(16) == b"y"
