@@ -157,6 +157,9 @@ class CorridorRunner:
         self.positions: dict[tuple[str, int], int] = {}
         # Owned partitions whose producer was fenced: paused since (monotonic seconds).
         self.fenced: dict[tuple[str, int], float] = {}
+        # Partitions this consumer paused and has not resumed. librdkafka keeps a pause
+        # across revoke and re-assignment, so a partition that comes back must be resumed.
+        self.paused: set[tuple[str, int]] = set()
         self._state: dict[str, str] = {}
         self.keyring = keyring
         self._stop = threading.Event()
@@ -231,6 +234,9 @@ class CorridorRunner:
             starts.append(TopicPartition(tp.topic, tp.partition,
                                          OFFSET_BEGINNING if start is None else start))
             self.positions[(tp.topic, tp.partition)] = start or 0
+        # Resumed before the assignment, whose start offset a later pause/resume op could
+        # overtake (librdkafka #2190).
+        self._resume([(tp.topic, tp.partition) for tp in partitions])
         consumer.incremental_assign(starts)
         self.log.info("partitions_assigned",
                       partitions=[f"{t.topic}/{t.partition}@{t.offset}" for t in starts])
@@ -429,6 +435,7 @@ class CorridorRunner:
             if sink is not None:
                 sink.close()
             self.consumer.pause([TopicPartition(topic, partition)])
+            self.paused.add((topic, partition))
             self.fenced[(topic, partition)] = time.monotonic()
             return False
         self.published.update(s.fingerprint for s in p.result.egress_schemas_used)
@@ -447,12 +454,21 @@ class CorridorRunner:
                 continue
             del self.fenced[(topic, partition)]
             self._sink_for(topic, partition, fresh=True)
-            stored = self.reader.read([(topic, partition)], self.offset_partitions)
+            stored = self._retrying("destination_unavailable", "read stored offsets",
+                                    lambda t=topic, p=partition: self.reader.read(
+                                        [(t, p)], self.offset_partitions))
             tp = TopicPartition(topic, partition, stored.get((topic, partition), OFFSET_BEGINNING))
-            self.consumer.resume([TopicPartition(topic, partition)])
+            self._resume([(topic, partition)])
             self.consumer.seek(tp)
             self.log.warning("producer_replaced", topic=topic, partition=partition,
                              resume_at=tp.offset)
+
+    def _resume(self, partitions: list[tuple[str, int]]) -> None:
+        """Resume those of ``partitions`` this consumer paused (and only those)."""
+        mine = [tp for tp in partitions if tp in self.paused]
+        if mine:
+            self.consumer.resume([TopicPartition(t, p) for t, p in mine])
+            self.paused.difference_update(mine)
 
     def _side_messages(self, result: pipeline.BatchResult, topic: str, partition: int,
                        first: int, last: int) -> list[OutMessage]:

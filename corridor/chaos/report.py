@@ -1,8 +1,8 @@
 """`make chaos`: run the long fault suite on the local brokers, then merge its figures.
 
 ``python -m corridor.chaos.report [pytest args...]`` runs the chaos scenario files
-(tests/integration/test_faults.py, test_bad_input.py, test_zombie.py, test_tamper.py)
-with their long variants (``-k "not short"``), each test writing its figures to
+(tests/integration/test_faults.py, test_network.py, test_bad_input.py, test_zombie.py,
+test_tamper.py, and the denial suites test_acl.py and test_tls.py) with their long variants (``-k "not short"``), each test writing its figures to
 ``chaos/results/parts/<scenario>.json``. It then writes ``chaos/results/latest.json``::
 
     {"kills": N, "lost": 0, "duplicates": 0, "bad_inputs": {class: count},
@@ -26,15 +26,16 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "chaos" / "results"
-SCENARIO_FILES = ("test_faults.py", "test_bad_input.py", "test_zombie.py", "test_tamper.py")
+SCENARIO_FILES = ("test_faults.py", "test_network.py", "test_bad_input.py", "test_zombie.py",
+                  "test_tamper.py", "test_acl.py", "test_tls.py")
 
 
 def run_suite(extra: list[str]) -> int:
     """Run the long variants of the chaos scenarios; figures land in RESULTS/parts."""
     parts = RESULTS / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    for old in parts.glob("*.json"):
-        old.unlink()
+    for old in [*parts.glob("*.json"), RESULTS / "denials.json"]:
+        old.unlink(missing_ok=True)  # every figure comes from this run
     files = [str(REPO / "tests" / "integration" / f) for f in SCENARIO_FILES]
     cmd = [sys.executable, "-m", "pytest", *files, "-k", "not short", "-p", "no:cacheprovider",
            f"--junitxml={RESULTS / 'junit.xml'}", "-q", *extra]
@@ -91,6 +92,8 @@ def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
         "denials_source": source,
         "records_verified": sum(p.get("source", 0) for p in parts),
         "aborted_zombie_records": sum(p.get("aborted_records", 0) for p in parts),
+        "network_faults": sum(1 for p in parts if p["name"].startswith("network_")),
+        "connections_reset": sum(p.get("connections_reset", 0) for p in parts),
     }
 
 
@@ -103,7 +106,8 @@ def table(figures: dict[str, Any], parts: list[dict[str, Any]]) -> None:
     head.add_column("figure")
     head.add_column("value", justify="right")
     for key in ("kills", "lost", "duplicates", "records_verified", "fuzz_execs",
-                "denials_checked", "aborted_zombie_records"):
+                "denials_checked", "aborted_zombie_records", "network_faults",
+                "connections_reset"):
         head.add_row(key, str(figures[key]))
     for cls, n in sorted(figures["bad_inputs"].items()):
         head.add_row(f"bad input: {cls}", str(n))
@@ -112,9 +116,10 @@ def table(figures: dict[str, Any], parts: list[dict[str, Any]]) -> None:
     for col in ("scenario", "records", "kills", "lost", "dup", "notes"):
         rows.add_column(col)
     for p in parts:
-        notes = {k: v for k, v in p.items() if k in ("restart_s", "outage_s", "held_at",
-                                                     "processor_saw", "aborted_records",
-                                                     "fuzz_execs", "seconds")}
+        notes = {k: v for k, v in p.items() if k in (
+            "restart_s", "outage_s", "held_at", "processor_saw", "aborted_records", "fuzz_execs",
+            "seconds", "resets", "delay_ms", "drop_s", "down_s", "connections_refused",
+            "fault_s")}
         rows.add_row(str(p.get("scenario", p["name"])), str(p.get("records", p.get("source", ""))),
                      str(p.get("kills", "")), str(p.get("lost", "")), str(p.get("duplicates", "")),
                      json.dumps(notes)[:80])

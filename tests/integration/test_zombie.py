@@ -67,9 +67,6 @@ def _owned(proc: Processor) -> set[str]:
     return owned
 
 
-# Timing-sensitive on a 2-core box with three brokers (failed 1 in 4 clean-clone runs):
-# in `make chaos` only until the scenario no longer depends on the processor's speed.
-@pytest.mark.chaos
 @pytest.mark.parametrize("total", variants(40_000, 200_000))
 def test_fenced_zombie_commits_nothing_after_takeover(zones, tmp_path, total):
     admin = zones.credentials.admin
