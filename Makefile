@@ -51,7 +51,7 @@ demo: up ## zones up, provision, sample data, every corridor end to end, report
 bench: up .kafka/mirror-libs/.installed ## corridor vs MirrorMaker 2 and a hand-written loop (BENCH_RECORDS, default 1M)
 	@$(CORRIDOR) bench $(BENCH_ARGS)
 
-chaos: up ## long fault, bad-input, zombie and fuzz runs (~25 min); figures in chaos/results/latest.json
+chaos: up ## long fault, network, zombie, bad-input, fuzz and denial runs (~40 min); figures in chaos/results/latest.json
 	@$(BIN)/python -m corridor.chaos.report $(PYTEST_ARGS)
 
 clean: down ## stop zones and delete venv, jars, zone data and keys
