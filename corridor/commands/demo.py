@@ -51,10 +51,13 @@ def demo(config_path: str, records: int, bad_ratio: float, seed: int | None) -> 
         provision_acls(config_path)  # corridors then run as corridor-<name>, not admin
     expected = _generate(config, records, bad_ratio, seed if seed is not None else int(time.time()))
     stats = _run_all(config, expected)
-    _report(config, stats)
+    failed = _report(config, stats)
     _example(config)
     console.print(f"\ndemo finished in {time.monotonic() - started:.0f} s. "
                   "`make down` stops the zones.")
+    if failed:
+        raise CorridorError(f"corridor verify failed for {', '.join(failed)}: "
+                            f"run `corridor verify --corridor {failed[0]}` for the records")
 
 
 def _ensure_keys(config: Config) -> None:
@@ -67,7 +70,7 @@ def _ensure_keys(config: Config) -> None:
             keyring = LocalKeyring(keys.path)
             if not keyring.path(corridor.destination).exists():
                 kek = keyring.init(corridor.destination)
-                console.print(f"created key-encryption key {kek.kek_id} for zone "
+                console.print(f"created key-encryption key {kek.key_id} for zone "
                               f"{corridor.destination} in {keys.path}")
 
 
@@ -76,17 +79,21 @@ def _sources(config: Config) -> list[tuple[str, str]]:
 
 
 def _generate(config: Config, count: int, bad_ratio: float, seed: int) -> dict[str, int]:
-    """Produce ``count`` records into each source topic; returns records per corridor."""
+    """Produce ``count`` records into each source topic, each as the park's own principal
+    ``park-<zone>-<dataset>`` (made by provision --acls: it may write that topic and
+    nothing else); returns records per corridor."""
+    from corridor.acl import park_principal
     from corridor.kafka.io import PlainProducer, endpoint_of
     from corridor.sample import generate_records
     from corridor.zones import local
 
-    admin = local.credentials().admin
+    creds = local.credentials()
     sources = _sources(config)
     with _progress() as progress:
         task = progress.add_task("generating sample records", total=count * len(sources))
         for i, (zone, dataset) in enumerate(sources):
-            producer = PlainProducer(endpoint_of(config, zone), admin)
+            park = creds.principals.get(park_principal(zone, dataset), creds.admin)
+            producer = PlainProducer(endpoint_of(config, zone), park)
             topic = topics.outbound(zone, dataset)
             values = generate_records(config.datasets[dataset], count, seed=seed + i,
                                       bad_ratio=bad_ratio)
@@ -148,11 +155,13 @@ def _transforms(config: Config, name: str) -> str:
                      sorted(by_kind.items(), key=lambda kv: order.index(kv[0])))
 
 
-def _report(config: Config, stats: dict[str, Any]) -> None:
+def _report(config: Config, stats: dict[str, Any]) -> list[str]:
+    """Print the table; return the corridors whose verify failed."""
     from corridor.kafka.verify_reader import read_verify_input
     from corridor.zones import local
 
     admin = local.credentials().admin
+    failed = []
     table = Table(title="corridors: records of this run; reasons and verify over all runs",
                   show_lines=True)
     for column in ("corridor", "in", "delivered", "withheld\n(reasons: all runs)",
@@ -163,6 +172,8 @@ def _report(config: Config, stats: dict[str, Any]) -> None:
         run_stats = stats[name]
         with console.status(f"verifying {name}"):
             report = read_verify_input(config, corridor, admin).check()
+        if not report.ok:
+            failed.append(name)
         withheld = Counter(report.withheld_by_reason)
         quarantined = _group_reasons(report.quarantined_by_reason)
         table.add_row(
@@ -178,6 +189,7 @@ def _report(config: Config, stats: dict[str, Any]) -> None:
             f"{run_stats.records_per_s():,.0f}",
         )
     console.print(table)
+    return failed
 
 
 def _group_reasons(reasons: Any) -> Counter[str]:
