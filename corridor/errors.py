@@ -170,3 +170,23 @@ class PlanError(CorridorError):
 
     def fields(self) -> dict[str, object]:
         return {"corridor": self.corridor}
+
+
+class SourceRecreated(CorridorError):
+    """A corridor's source topic was deleted and recreated under the same name: its offsets
+    restart, so its records would reuse lineages that already crossed. The processor
+    refuses to read it (nothing of the new topic is processed)."""
+
+    def __init__(self, corridor: str, topic: str, stored_id: str, current_id: str) -> None:
+        self.corridor, self.topic = corridor, topic
+        self.stored_id, self.current_id = stored_id, current_id
+        super().__init__(
+            f"corridor {corridor}: source topic {topic} was deleted and recreated (topic id "
+            f"{stored_id} when its records crossed, {current_id} now): its offsets start "
+            f"again, and its records would reuse source lineages that already crossed. "
+            f"Nothing of the new topic was read. Restore the original topic, or retire "
+            f"this corridor's outcome topics and stored offsets before carrying the new one")
+
+    def fields(self) -> dict[str, object]:
+        return {"corridor": self.corridor, "topic": self.topic, "stored_topic_id": self.stored_id,
+                "current_topic_id": self.current_id}

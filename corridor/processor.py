@@ -49,15 +49,23 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 
 from corridor import pipeline, topics
 from corridor.acl import consumer_group, transactional_prefix
 from corridor.config import Config
 from corridor.crypto import KeyRing
-from corridor.errors import CorridorError, KafkaUnavailable
-from corridor.kafka.clients import Endpoint, client_config
+from corridor.errors import CorridorError, KafkaUnavailable, SourceRecreated
+from corridor.kafka.admin import topic_ids
+from corridor.kafka.clients import Endpoint, admin_client, client_config
 from corridor.kafka.keys_topic import ControlListener
-from corridor.kafka.offsets import OffsetReader, encode_offset, offset_key, offset_partition
+from corridor.kafka.offsets import (
+    OffsetReader,
+    StoredOffset,
+    encode_offset,
+    offset_key,
+    offset_partition,
+)
 from corridor.kafka.sink import (
     BatchAborted,
     OutMessage,
@@ -160,6 +168,9 @@ class CorridorRunner:
         # Partitions this consumer paused and has not resumed. librdkafka keeps a pause
         # across revoke and re-assignment, so a partition that comes back must be resumed.
         self.paused: set[tuple[str, int]] = set()
+        # Source topic ids (stored with every position: see _check_incarnation).
+        self.source_ids: dict[str, str] = {}
+        self._admin: AdminClient | None = None
         self._state: dict[str, str] = {}
         self.keyring = keyring
         self._stop = threading.Event()
@@ -222,13 +233,18 @@ class CorridorRunner:
             self._sink_for(tp.topic, tp.partition, fresh=True)
         # Step B: then read the committed positions back, and seek there. An exception
         # escaping this callback would end the processor: transient faults are waited out.
+        self.source_ids.update(self._retrying(
+            "origin_unavailable", "describe sources",
+            lambda: topic_ids(self._origin_admin(), {tp.topic for tp in partitions})))
         stored = self._retrying("destination_unavailable", "read stored offsets",
-                                lambda: self.reader.read(
+                                lambda: self.reader.read_stored(
                                     [(tp.topic, tp.partition) for tp in partitions],
                                     self.offset_partitions))
         starts = []
         for tp in partitions:
-            start = stored.get((tp.topic, tp.partition))
+            kept = stored.get((tp.topic, tp.partition))
+            self._check_incarnation(tp.topic, kept)
+            start = None if kept is None else kept.next
             self._retrying("origin_unavailable", "check for a gap",
                            lambda tp=tp, start=start: self._check_gap(tp, start))
             starts.append(TopicPartition(tp.topic, tp.partition,
@@ -280,6 +296,21 @@ class CorridorRunner:
                 self._notify(event, {"step": step, "error": str(exc), "retry_in_s": pause})
                 self._stop.wait(pause)
                 pause = min(pause * 2, 5.0)
+
+    def _origin_admin(self) -> AdminClient:
+        # Kept for the runner's life: an AdminClient collected early leaves futures hanging.
+        if self._admin is None:
+            self._admin = admin_client(self.origin, self.principal)
+        return self._admin
+
+    def _check_incarnation(self, topic: str, kept: StoredOffset | None) -> None:
+        """SourceRecreated when the stored position belongs to an earlier topic of this name
+        (raised from the assignment callback, it ends the run before any record is read)."""
+        current = self.source_ids.get(topic)
+        if kept is not None and kept.topic_id and current and kept.topic_id != current:
+            error = SourceRecreated(self.corridor.name, topic, kept.topic_id, current)
+            self.log.error("source_recreated", **error.fields())
+            raise error
 
     def _lag(self) -> int:
         """``lag(self)``, or -1 (unknown: never "caught up") while the origin cannot say."""
@@ -398,7 +429,8 @@ class CorridorRunner:
         out += [OutMessage(dataset_plan.destination_topic, d.value, d.key, d.headers)
                 for d in result.delivered]
         key = offset_key(self.corridor.name, topic, partition)
-        out.append(OutMessage(topics.OFFSETS, encode_offset(last + 1, f"{first}-{last}"), key,
+        out.append(OutMessage(topics.OFFSETS, encode_offset(last + 1, f"{first}-{last}",
+                                                            self.source_ids.get(topic)), key,
                               partition=offset_partition(key, self.offset_partitions)))
         return Prepared(tp, raws, result, side, out, keys, self._sink_for(topic, partition))
 

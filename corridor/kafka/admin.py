@@ -182,3 +182,23 @@ def _exact_filter(grant: Grant) -> AclBindingFilter:
     b = grant.binding()
     return AclBindingFilter(b.restype, b.name, b.resource_pattern_type, b.principal, b.host,
                             b.operation, b.permission_type)
+
+
+def topic_ids(admin: AdminClient, names: Iterable[str], timeout_s: float = 30) -> dict[str, str]:
+    """Each existing topic's id (Kafka's topic UUID, as text), by name; KafkaUnavailable
+    when the cluster does not answer. A topic that does not exist is left out."""
+    from confluent_kafka import TopicCollection
+
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    futures = admin.describe_topics(TopicCollection(wanted), request_timeout=timeout_s)
+    out = {}
+    for name, future in futures.items():
+        try:
+            out[name] = str(future.result(timeout_s).topic_id)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue
+            raise KafkaUnavailable(f"describing topic {name}: {exc.args[0].str()}") from None
+    return out

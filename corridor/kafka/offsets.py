@@ -38,12 +38,31 @@ def offset_partition(key: bytes, partitions: int) -> int:
     return zlib.crc32(key) % partitions
 
 
-def encode_offset(next_offset: int, batch_id: str) -> bytes:
-    return json.dumps({"next": next_offset, "batch": batch_id}).encode()
+@dataclass(frozen=True, slots=True)
+class StoredOffset:
+    """A source partition's stored position, and the id of the source topic it belongs to
+    (None in records written before ids were stored)."""
+
+    next: int
+    topic_id: str | None = None
+
+
+def encode_offset(next_offset: int, batch_id: str, topic_id: str | None = None) -> bytes:
+    value: dict[str, object] = {"next": next_offset, "batch": batch_id}
+    if topic_id:
+        # A topic deleted and recreated under the same name restarts its offsets: the id
+        # tells the two apart (and the processor refuses to mix them).
+        value["topic_id"] = topic_id
+    return json.dumps(value).encode()
 
 
 def decode_offset(value: bytes) -> int:
-    return int(json.loads(value)["next"])
+    return decode_stored(value).next
+
+
+def decode_stored(value: bytes) -> StoredOffset:
+    data = json.loads(value)
+    return StoredOffset(int(data["next"]), data.get("topic_id") or None)
 
 
 @dataclass
@@ -69,12 +88,17 @@ class OffsetReader:
 
     def read(self, sources: Iterable[tuple[str, int]], partitions: int) -> dict[tuple[str, int], int]:
         """Next offset to read for each (topic, partition) that has one stored."""
+        return {tp: s.next for tp, s in self.read_stored(sources, partitions).items()}
+
+    def read_stored(self, sources: Iterable[tuple[str, int]],
+                    partitions: int) -> dict[tuple[str, int], StoredOffset]:
+        """Like ``read``, with the source topic id stored alongside each position."""
         keys = {offset_key(self.corridor, t, p): (t, p) for t, p in sources}
         wanted = sorted({offset_partition(k, partitions) for k in keys})
         if not wanted:
             return {}
         consumer = self._consumer()
-        found: dict[tuple[str, int], int] = {}
+        found: dict[tuple[str, int], StoredOffset] = {}
         try:
             targets = {}
             for part in wanted:
@@ -89,7 +113,7 @@ class OffsetReader:
                                            f"catch up within {self.timeout_s:.0f}s")
                 for msg in consumer.consume(1000, timeout=0.5):
                     if msg.error() is None and msg.key() in keys and msg.value() is not None:
-                        found[keys[msg.key()]] = decode_offset(msg.value())
+                        found[keys[msg.key()]] = decode_stored(msg.value())
         except KafkaException as exc:
             raise KafkaUnavailable(f"{self.endpoint.zone}: reading {OFFSETS}: "
                                    f"{exc.args[0].str()}") from None
