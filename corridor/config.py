@@ -16,9 +16,9 @@ Model (all values frozen):
   ``internal``, and a nested field inherits its nearest listed ancestor's class
   (see :meth:`Dataset.class_of`).
 - ``Corridor(name, origin, destination, datasets, legal_basis, format,
-  withhold, transform, admit, pseudonym_key, batch, policy_hash)``; ``withhold``
-  and ``transform`` are per dataset, already merged from the corridor level and
-  the per-dataset override form.
+  withhold, transform, admit, pseudonym_key, batch, policy_hash, rotate)``;
+  ``withhold`` and ``transform`` are per dataset, already merged from the
+  corridor level and the per-dataset override form.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from corridor.keys.rotation import RotationSchedule
     from corridor.rules import Rule
     from corridor.schema import AvroSchema
 
@@ -155,7 +156,9 @@ class Corridor:
     record of another kind is withheld. ``policy_hash`` changes whenever
     anything that changes what crosses changes (rules, transforms, classes,
     schemas, admit, legal basis, zones' jurisdictions), not with bootstrap
-    addresses or batch sizes.
+    addresses, batch sizes or ``rotate``. ``rotate`` is the data-key rotation
+    schedule of a corridor that encrypts (None: rotate only on request); the
+    ``corridor run --rotate-every-*`` flags override it.
     """
 
     name: str
@@ -170,6 +173,7 @@ class Corridor:
     pseudonym_key: str
     batch: BatchSettings
     policy_hash: str
+    rotate: RotationSchedule | None = None
 
     @property
     def policy_id(self) -> str:

@@ -1,14 +1,23 @@
-"""The `corridors:` section: zones, legal basis, format, admit, batch (policy: config_policy)."""
+"""The `corridors:` section: zones, legal basis, format, admit, batch, rotate (policy: config_policy)."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from ruamel.yaml.comments import CommentedSeq
 
-from corridor.config import BatchSettings, Corridor, Dataset, RecordKind, WireFormat, Zone
+from corridor.config import (
+    BatchSettings,
+    Corridor,
+    Dataset,
+    RecordKind,
+    Transform,
+    WireFormat,
+    Zone,
+)
 from corridor.config_policy import CorridorScope, build_policy, policy_hash
 from corridor.config_yaml import (
     MapView,
@@ -20,6 +29,7 @@ from corridor.config_yaml import (
     item_line,
     text_value,
 )
+from corridor.keys.rotation import RotationSchedule
 
 CORRIDOR_KEYS = (
     "from",
@@ -32,9 +42,12 @@ CORRIDOR_KEYS = (
     "transform",
     "pseudonym_key",
     "batch",
+    "rotate",
     "description",
 )
 BATCH_KEYS = ("max_records", "max_wait_ms")
+ROTATE_KEYS = ("every_records", "every_minutes")
+ENCRYPTING = (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
 # A corridor name is part of topic names (`hk.withheld.<corridor>`).
 CORRIDOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 FORMATS = [f.value for f in WireFormat]
@@ -105,7 +118,10 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         else f"{scope.name}.pseudonym"
     )
     batch = _batch(view, problems)
+    rotate = _rotate(view, problems)
     policy = build_policy(scope, destination)
+    if rotate is not None and policy is not None:
+        _check_rotate_encrypts(view, policy.transform, problems)
     if len(problems.errors) > before or None in (
         origin,
         destination,
@@ -141,6 +157,7 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         pseudonym_key,
         batch,
         digest,
+        rotate,
     )
 
 
@@ -217,6 +234,66 @@ def _batch(view: MapView, problems: Problems) -> BatchSettings:
     return BatchSettings(
         int_value(batch, "max_records", default.max_records, 1, problems),
         int_value(batch, "max_wait_ms", default.max_wait_ms, 0, problems),
+    )
+
+
+def _rotate(view: MapView, problems: Problems) -> RotationSchedule | None:
+    """The data-key rotation schedule; None when absent or invalid (invalid is reported)."""
+    if "rotate" not in view.data:
+        return None
+    rotate = as_map(
+        view.data["rotate"],
+        view.child("rotate"),
+        view.key_line("rotate"),
+        "{every_records: N, every_minutes: T}",
+        problems,
+    )
+    if rotate is None:
+        return None
+    before = len(problems.errors)
+    rotate.check_keys(ROTATE_KEYS, problems)
+    # A misspelled trigger is already reported as an unknown key: say it once.
+    if len(problems.errors) == before and not any(key in rotate.data for key in ROTATE_KEYS):
+        problems.add(
+            rotate.line,
+            rotate.path,
+            "expected every_records, every_minutes or both (remove rotate to rotate only "
+            "on request)",
+        )
+    records = int_value(rotate, "every_records", 0, 1, problems) or None
+    minutes = _minutes(rotate, problems)
+    if len(problems.errors) > before:
+        return None
+    return RotationSchedule(records, None if minutes is None else minutes * 60)
+
+
+def _minutes(view: MapView, problems: Problems) -> float | None:
+    """``every_minutes``: a finite number > 0, or None when absent or invalid (reported)."""
+    if "every_minutes" not in view.data:
+        return None
+    value = view.data["every_minutes"]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if number and math.isfinite(value) and value > 0:
+        return float(value)
+    problems.add(
+        view.value_line("every_minutes"),
+        view.child("every_minutes"),
+        f"expected a number > 0, got {describe(value)}",
+    )
+    return None
+
+
+def _check_rotate_encrypts(
+    view: MapView, transform: Mapping[str, Mapping[str, Transform]], problems: Problems
+) -> None:
+    """``rotate`` on a corridor that encrypts nothing is a mistake: it has no data key."""
+    if any(t in ENCRYPTING for fields in transform.values() for t in fields.values()):
+        return
+    problems.add(
+        view.key_line("rotate"),
+        view.child("rotate"),
+        "this corridor encrypts no field, so it has no data key to rotate "
+        "(remove rotate, or encrypt a field)",
     )
 
 

@@ -16,7 +16,7 @@ from corridor.errors import CorridorError, CryptoError, KafkaUnavailable
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
 from corridor.keys.local import LocalKeyring
-from corridor.keys.rotation import RotationSchedule, latest_epoch
+from corridor.keys.rotation import RotationSchedule, latest_epoch, rotation_for
 from corridor.plan import build_plan
 from corridor.processor import CorridorRunner
 from corridor.zones import local
@@ -88,7 +88,8 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
                 rotation: RotationPolicy | None = None,
                 schedule: RotationSchedule | None = None) -> CorridorRunner:
     """One corridor's runner. Its first data key is drawn here (epoch one past the highest
-    published for the corridor) and wrapped when the runner starts (see processor_keys)."""
+    published for the corridor) and wrapped when the runner starts (see processor_keys).
+    ``schedule`` (the run flags) overrides the corridor's ``rotate`` from the file."""
     corridor = config.corridors[name]
     ring = KeyRing(policy=rotation or _rotation_from_env()) if encrypts(config, name) else None
     provider = key_provider(config, corridor.destination) if ring is not None else None
@@ -100,7 +101,7 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
     secret = pseudonym_secret(config, name) if pseudonymizes(config, name) else None
     plan = build_plan(config, name, ring, secret)
     return CorridorRunner(config, plan, endpoints, principal, logger, instance, keyring=ring,
-                          key_provider=provider, rotation=schedule)
+                          key_provider=provider, rotation=rotation_for(corridor, schedule))
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:
@@ -139,7 +140,8 @@ def start_runners(config: Config, names: list[str], instance: str, stop: threadi
                   ) -> tuple[list[CorridorRunner], list[threading.Thread], list[tuple[str, str]]]:
     """Build one runner per corridor (failing fast on bad keys or config), each in a thread.
 
-    ``schedule`` rotates every corridor's data key every N records / T seconds."""
+    ``schedule`` rotates every corridor's data key every N records / T seconds; None: each
+    corridor's ``rotate`` from the file (or no scheduled rotation)."""
     runners = [make_runner(config, name, instance, logger, schedule=schedule) for name in names]
     failures: list[tuple[str, str]] = []
     threads = []

@@ -42,11 +42,12 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     exits; a second signal exits at once (the open transaction aborts).
 
     Corridors that encrypt rotate their data keys on the schedule the
-    --rotate-every-* options set, and whenever `corridor keys rotate` asks.
+    --rotate-every-* options set (they replace the corridor's `rotate` from
+    the file), and whenever `corridor keys rotate` asks.
     While the destination's key provider (KMS) is unreachable such a corridor
     pauses (logged once: kms_unavailable) and resumes when it answers.
     """
-    from corridor.keys.rotation import RotationSchedule
+    from corridor.keys.rotation import schedule_from_flags
     from corridor.runtime import caught_up, start_runners
 
     config = load_config(Path(config_path))
@@ -58,8 +59,7 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     stop = threading.Event()
     _install_signals(stop)
     logger = corridor_log.get_logger("corridor.run")
-    schedule = RotationSchedule(rotate_every_records,
-                                None if rotate_every_minutes is None else rotate_every_minutes * 60)
+    schedule = schedule_from_flags(rotate_every_records, rotate_every_minutes)
     runners, threads, failures = start_runners(config, chosen, instance or str(os.getpid()),
                                                stop, logger, schedule)
     try:

@@ -1,7 +1,9 @@
 """Key rotation and retirement as values (pure: no Kafka, no clock of its own).
 
 - ``RotationSchedule``: when a running processor starts a new epoch on its own
-  (every N records, every T seconds).
+  (every N records, every T seconds); ``rotation_for`` picks a corridor's:
+  the ``corridor run --rotate-every-*`` flags, else its ``rotate`` in the
+  corridor file, else none.
 - ``ControlCommand``: what ``corridor keys rotate|retire`` asks running
   processors to do; it travels as a record of ``_corridor.control`` in the
   destination cluster (key ``<action>|<corridor>``, JSON value), so it reaches
@@ -15,9 +17,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from corridor.crypto.datakey import WrappedKey
 from corridor.errors import CryptoError
+
+if TYPE_CHECKING:
+    from corridor.config import Corridor
 
 ROTATE = "rotate"
 RETIRE = "retire"
@@ -49,6 +55,22 @@ class RotationSchedule:
         if self.every_seconds is not None and age_s >= self.every_seconds:
             return "age"
         return None
+
+
+def schedule_from_flags(every_records: int | None,
+                        every_minutes: float | None) -> RotationSchedule | None:
+    """The schedule the ``--rotate-every-records/--rotate-every-minutes`` flags ask for;
+    None when neither is given (the corridor file decides)."""
+    if every_records is None and every_minutes is None:
+        return None
+    return RotationSchedule(every_records, None if every_minutes is None else every_minutes * 60)
+
+
+def rotation_for(corridor: Corridor, flags: RotationSchedule | None) -> RotationSchedule | None:
+    """The schedule ``corridor`` runs with: ``flags`` when given (they replace the file's
+    ``rotate`` as a whole, not key by key), else the corridor's ``rotate``, else None
+    (rotate only when ``corridor keys rotate`` asks)."""
+    return flags if flags is not None else corridor.rotate
 
 
 @dataclass(frozen=True)
