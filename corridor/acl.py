@@ -7,8 +7,9 @@ One SCRAM principal per role (DESIGN section 11):
 - ``corridor-<name>``: the corridor's processor. In the origin: reads its
   source topics as group ``corridor.<name>``, writes its withheld and
   quarantine topics and the zone's audit topic. In the destination: writes its
-  corridor topics and ``_corridor.offsets|schemas|keys`` under transactional
-  ids ``corridor.<name>.*``, and reads ``_corridor.offsets`` back (with the
+  corridor topics, its own ``_corridor.offsets.<name>`` and the shared
+  ``_corridor.schemas|keys`` under transactional ids ``corridor.<name>.*``, and
+  reads its ``_corridor.offsets.<name>`` back (with the
   OffsetReader's random ``corridor-offset-reader-*`` group), the published data
   keys of ``_corridor.keys`` and the operator's ``_corridor.control`` commands.
 - ``analytics-<zone>``: consumers in a destination zone. Reads the corridor
@@ -16,7 +17,7 @@ One SCRAM principal per role (DESIGN section 11):
   ``_corridor.keys`` (the SDK needs the egress schemas, and the data keys are
   wrapped by the zone's own KEK), in groups ``analytics-<zone>*`` or the SDK's
   random ``corridor-reader-*`` readers. Never withheld, quarantine, audit or
-  ``_corridor.offsets``.
+  any ``_corridor.offsets.*``.
 
 Each ``ZoneGrant`` names the zone whose cluster holds the resource. READ and
 WRITE imply DESCRIBE in Kafka; DESCRIBE is still granted explicitly so that
@@ -152,10 +153,10 @@ def _corridor_grants(c: Corridor) -> set[ZoneGrant]:
     # Destination: transactional writes of the corridor topics and the catalog.
     for ds in c.datasets:
         out |= _topic(dest, who, topics.corridor_topic(origin, dest, ds), "write", "describe")
-    for internal in (topics.OFFSETS, topics.SCHEMAS, topics.KEYS):
+    for internal in (topics.offsets_topic(c.name), topics.SCHEMAS, topics.KEYS):
         out |= _topic(dest, who, internal, "write", "describe")
     # Read back: its stored offsets, the published data keys (key epochs), operator commands.
-    out |= _topic(dest, who, topics.OFFSETS, "read")
+    out |= _topic(dest, who, topics.offsets_topic(c.name), "read")
     out |= _topic(dest, who, topics.KEYS, "read")
     out |= _topic(dest, who, CONTROL_TOPIC, "read", "describe")
     for prefix in (OFFSET_READER_GROUPS, SDK_READER_GROUPS, CONTROL_GROUPS):

@@ -14,7 +14,7 @@ correctness argument; each source partition has its own transaction):
           compacted topics, so a replay rewrites the same keys.
   Step 3. Per partition, one destination transaction: egress schemas and
           wrapped data keys not yet published, the output records, and the
-          batch's end offset in ``_corridor.offsets``, committed one partition
+          batch's end offset in ``_corridor.offsets.<corridor>``, committed one partition
           after another (retrying a commit that timed out; aborting only when
           the error requires it).
   Step 4. On an abort, seek the consumer back to the batch's first offset, so
@@ -429,7 +429,7 @@ class CorridorRunner:
         out += [OutMessage(dataset_plan.destination_topic, d.value, d.key, d.headers)
                 for d in result.delivered]
         key = offset_key(self.corridor.name, topic, partition)
-        out.append(OutMessage(topics.OFFSETS, encode_offset(last + 1, f"{first}-{last}",
+        out.append(OutMessage(self.reader.topic, encode_offset(last + 1, f"{first}-{last}",
                                                             self.source_ids.get(topic)), key,
                               partition=offset_partition(key, self.offset_partitions)))
         return Prepared(tp, raws, result, side, out, keys, self._sink_for(topic, partition))

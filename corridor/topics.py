@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from corridor.config import Config, Corridor, WireFormat
 
+# Each corridor's stored source positions live in its own topic, ``offsets_topic(name)``
+# (so one corridor's principal cannot write another's positions); OFFSETS is their prefix.
 OFFSETS = "_corridor.offsets"
 SCHEMAS = "_corridor.schemas"
 KEYS = "_corridor.keys"
@@ -15,6 +17,11 @@ CONTROL = "_corridor.control"
 CONTROL_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000)}
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 BIG_MESSAGES = {"max.message.bytes": str(8 * 1024 * 1024)}
+
+
+def offsets_topic(corridor_name: str) -> str:
+    """The destination topic of one corridor's stored source positions."""
+    return f"{OFFSETS}.{corridor_name}"
 
 
 def outbound(zone: str, dataset: str) -> str:
@@ -68,7 +75,8 @@ def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
         add(c.origin, withheld(c), partitions, COMPACTED)
         add(c.origin, quarantine(c), partitions, COMPACTED)
         add(c.origin, audit(c.origin), 1, COMPACTED)
-        for internal in (OFFSETS, SCHEMAS, KEYS):
-            add(c.destination, internal, 1 if internal != OFFSETS else partitions, COMPACTED)
+        add(c.destination, offsets_topic(c.name), partitions, COMPACTED)
+        for internal in (SCHEMAS, KEYS):
+            add(c.destination, internal, 1, COMPACTED)
         add(c.destination, CONTROL, 1, CONTROL_CONFIG)
     return sorted(plans.values(), key=lambda p: (p.zone, p.name))

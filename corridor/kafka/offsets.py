@@ -1,4 +1,4 @@
-"""Source offsets kept in the destination, in ``_corridor.offsets``.
+"""Source offsets kept in the destination, in the corridor's ``_corridor.offsets.<corridor>``.
 
 The processor writes, inside each destination transaction, one record per
 source partition: key ``<corridor>|<topic>|<partition>``, value the next source
@@ -26,7 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from corridor.errors import KafkaUnavailable
 from corridor.kafka.clients import Endpoint, client_config
-from corridor.topics import OFFSETS
+from corridor.topics import offsets_topic
 from corridor.zones.credentials import Principal
 
 
@@ -74,13 +74,18 @@ class OffsetReader:
     corridor: str
     timeout_s: float = 180.0
 
+    @property
+    def topic(self) -> str:
+        """The corridor's offsets topic."""
+        return offsets_topic(self.corridor)
+
     def partitions(self) -> int:
         consumer = self._consumer()
         try:
-            md = consumer.list_topics(OFFSETS, timeout=30)
-            topic = md.topics.get(OFFSETS)
+            md = consumer.list_topics(self.topic, timeout=30)
+            topic = md.topics.get(self.topic)
             if topic is None or topic.error is not None or not topic.partitions:
-                raise KafkaUnavailable(f"{self.endpoint.zone}: topic {OFFSETS} is missing: "
+                raise KafkaUnavailable(f"{self.endpoint.zone}: topic {self.topic} is missing: "
                                        "run `corridor provision`")
             return len(topic.partitions)
         finally:
@@ -102,27 +107,27 @@ class OffsetReader:
         try:
             targets = {}
             for part in wanted:
-                _, high = consumer.get_watermark_offsets(TopicPartition(OFFSETS, part),
+                _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, part),
                                                          timeout=30, cached=False)
                 targets[part] = high
-            consumer.assign([TopicPartition(OFFSETS, p, OFFSET_BEGINNING) for p in wanted])
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in wanted])
             deadline = time.monotonic() + self.timeout_s
             while not self._caught_up(consumer, targets):
                 if time.monotonic() > deadline:
-                    raise KafkaUnavailable(f"{self.endpoint.zone}: reading {OFFSETS} did not "
+                    raise KafkaUnavailable(f"{self.endpoint.zone}: reading {self.topic} did not "
                                            f"catch up within {self.timeout_s:.0f}s")
                 for msg in consumer.consume(1000, timeout=0.5):
                     if msg.error() is None and msg.key() in keys and msg.value() is not None:
                         found[keys[msg.key()]] = decode_stored(msg.value())
         except KafkaException as exc:
-            raise KafkaUnavailable(f"{self.endpoint.zone}: reading {OFFSETS}: "
+            raise KafkaUnavailable(f"{self.endpoint.zone}: reading {self.topic}: "
                                    f"{exc.args[0].str()}") from None
         finally:
             consumer.close()
         return found
 
     def _caught_up(self, consumer: Consumer, targets: dict[int, int]) -> bool:
-        positions = consumer.position([TopicPartition(OFFSETS, p) for p in targets])
+        positions = consumer.position([TopicPartition(self.topic, p) for p in targets])
         return all(tp.offset >= 0 and tp.offset >= targets[tp.partition] or targets[tp.partition] == 0
                    for tp in positions)
 

@@ -101,7 +101,7 @@ def read_verify_input(config: Config, corridor: Corridor, principal: Principal,
     sources = [topics.outbound(corridor.origin, d) for d in corridor.datasets]
     found = VerifyInput()
     marks = {t: watermarks(origin, principal, t) for t in sources}
-    progress(f"reading committed offsets from {dest.zone}/{topics.OFFSETS}")
+    progress(f"reading committed offsets from {dest.zone}/{topics.offsets_topic(corridor.name)}")
     reader = OffsetReader(dest, principal, corridor.name, timeout_s=60.0)
     pairs = [(t, p) for t in sources for p in marks[t]]
     found.committed = reader.read(pairs, reader.partitions())

@@ -119,7 +119,7 @@ def nothing_kept_home_crossed(env: CorridorEnv, admin) -> dict[str, int]:
     dest = endpoint_of(env.config, env.dest)
     seen = 0
     corridor_topic = topics.corridor_topic(env.origin, env.dest, DATASET)
-    for topic in (corridor_topic, topics.OFFSETS, topics.SCHEMAS, topics.KEYS):
+    for topic in (corridor_topic, topics.offsets_topic(env.name), topics.SCHEMAS, topics.KEYS):
         for record in read_to_end(dest, admin, topic, uncommitted=True):
             seen += 1
             assert record.header("corridor-lineage") not in lineages, record

@@ -1,9 +1,9 @@
 """A throwaway corridor for one test: unique zone names on the real clusters.
 
 Zone names are fresh (``o<hex>`` on hk's cluster, ``d<hex>`` on eu's), so every
-topic the corridor uses is unique to the test; only ``_corridor.*`` topics are
-shared with other users of the destination cluster, and they are keyed by
-corridor, fingerprint or key id.
+topic the corridor uses is unique to the test (its ``_corridor.offsets.<name>`` too);
+only ``_corridor.schemas|keys|control`` are shared with other users of the
+destination cluster, keyed by fingerprint or key id.
 """
 
 from __future__ import annotations
@@ -71,8 +71,9 @@ def make_corridor(zones, tmp_path: Path, fmt: str = "avro",
 
 
 def drop_topics(zones, env: CorridorEnv) -> None:
-    """Delete the test's own topics (never the shared ``_corridor.*`` ones)."""
-    cluster = {env.origin: "hk", env.dest: "eu"}
+    """Delete the test's own topics, its offsets topic included (never the shared
+    ``_corridor.schemas|keys|control``)."""
+    cluster = {env.origin: "hk", env.dest: "eu"}  # the offsets topic lives in the destination
     for plan in topic_plan(env.config):
-        if env.origin in plan.name or env.dest in plan.name:
+        if env.origin in plan.name or env.dest in plan.name or env.name in plan.name:
             kadmin.delete_topics(zones.admin(cluster[plan.zone]), [plan.name])

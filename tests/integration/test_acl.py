@@ -112,7 +112,7 @@ def env(zones, tmp_path_factory) -> Iterator[Env]:
     yield Env(path, config, creds, names)
     drop_principals(config, endpoints, creds)
     for plan in plans:
-        if not plan.name.startswith("_corridor."):
+        if not plan.name.startswith("_corridor.") or plan.name.startswith(topics.OFFSETS + "."):
             kadmin.delete_topics(zones.admin(cluster[plan.zone]), [plan.name])
 
 
@@ -203,7 +203,7 @@ def test_analytics_read_their_corridor_topics_only(env, denials):
         ("read quarantine", "o1", f"{n['o1']}.quarantine.{n['c1']}"),
         ("read audit", "o1", topics.audit(n["o1"])),
         ("read the source (park) topic", "o1", topics.outbound(n["o1"], SHIPMENT)),
-        ("read internal _corridor.offsets", "d", topics.OFFSETS),
+        ("read internal _corridor.offsets", "d", topics.offsets_topic(n["c1"])),
     ]:
         _deny(denials, who, f"see {action.split(' ', 1)[1]} (metadata)", topic_denied,
               _metadata_error(env, zone, me, topic))
@@ -212,7 +212,8 @@ def test_analytics_read_their_corridor_topics_only(env, denials):
           _consume_error(env, "o1", me, f"{n['o1']}.withheld.{n['c1']}", f"{who}-x"))
     # In its own zone, in an allowed group: the topic is refused.
     _deny(denials, who, "consume _corridor.offsets in its own group", topic_denied,
-          _consume_error(env, "d", me, topics.OFFSETS, f"{who}-{uuid.uuid4().hex[:6]}"))
+          _consume_error(env, "d", me, topics.offsets_topic(n["c1"]),
+                         f"{who}-{uuid.uuid4().hex[:6]}"))
     # Its own topic, but in the processor's consumer group: the group is refused.
     _deny(denials, who, "join the processor's consumer group", KafkaError.GROUP_AUTHORIZATION_FAILED,
           _consume_error(env, "d", me, topics.corridor_topic(n["o1"], n["d"], SHIPMENT),
@@ -227,6 +228,10 @@ def test_processor_cannot_write_or_fence_another_corridor(env, denials):
     own_txn = f"{acl.transactional_prefix(n['c2'])}test.0"
     _deny(denials, who, "write another corridor's topic", KafkaError.TOPIC_AUTHORIZATION_FAILED,
           _txn_produce_error(env, me, own_txn, other))
+    # Forging another corridor's stored positions (it would skip or replay its records).
+    _deny(denials, who, "write another corridor's stored offsets",
+          KafkaError.TOPIC_AUTHORIZATION_FAILED,
+          _txn_produce_error(env, me, own_txn, topics.offsets_topic(n["c1"])))
     with pytest.raises(KafkaException) as caught:
         producer = Producer(client_config(env.endpoint("d"), me, {
             "transactional.id": f"{acl.transactional_prefix(n['c1'])}{other}.0", "log_level": 0}))

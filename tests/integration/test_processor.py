@@ -120,7 +120,7 @@ def test_bad_and_withheld_records_stay_home_with_reasons(zones, env, tmp_path):
     for record in seen:
         assert record.header("corridor-lineage") not in kept_lineage
         assert record.value not in kept_home
-    for internal in (topics.OFFSETS, topics.SCHEMAS, topics.KEYS):
+    for internal in (topics.offsets_topic(env.name), topics.SCHEMAS, topics.KEYS):
         for record in read_to_end(dest, admin, internal, uncommitted=True):
             assert record.value not in kept_home
     assert len(values) == total

@@ -56,7 +56,7 @@ def _write(env, zones, *, skip: int | None = None, twice: int | None = None) -> 
            for i in delivered]
     key = offset_key(env.name, source, 0)
     parts = OffsetReader(dest, admin, env.name).partitions()
-    out.append(OutMessage(topics.OFFSETS, encode_offset(N, "b1"), key,
+    out.append(OutMessage(topics.offsets_topic(env.name), encode_offset(N, "b1"), key,
                           partition=offset_partition(key, parts)))
     # The corridor side: output records and the source position commit together.
     TransactionalWriter(dest, admin, f"test-{env.name}-0").write(out)

@@ -63,8 +63,8 @@ def test_corridor_processor_rights_are_exactly_its_own(granted):
         ("eu", "write", "topic", "corridor.hk-eu.ecommerce.order"),
         ("eu", "describe", "topic", "corridor.hk-eu.ecommerce.order"),
         *{("eu", op, "topic", t) for op in ("write", "describe")
-          for t in ("_corridor.offsets", "_corridor.schemas", "_corridor.keys")},
-        ("eu", "read", "topic", "_corridor.offsets"),
+          for t in ("_corridor.offsets.hk-eu", "_corridor.schemas", "_corridor.keys")},
+        ("eu", "read", "topic", "_corridor.offsets.hk-eu"),
         ("eu", "read", "topic", "_corridor.keys"),
         ("eu", "read", "topic", "_corridor.control"),
         ("eu", "describe", "topic", "_corridor.control"),
@@ -95,7 +95,14 @@ def test_nobody_but_processors_touches_side_topics_or_offsets(config, granted, r
     names = {p.name for p in acl.principals(config) if p.role == role}
     touched = {g.name for g in granted if g.principal in names}
     assert not any(".withheld." in t or ".quarantine." in t or t.endswith(".audit")
-                   or t == "_corridor.offsets" for t in touched)
+                   or t.startswith("_corridor.offsets") for t in touched)
+
+
+def test_a_processor_may_touch_only_its_own_offsets_topic(config, granted):
+    for c in config.corridors:
+        mine = {name for _, _, res, name in rights(granted, acl.corridor_principal(c))
+                if res == "topic" and name.startswith("_corridor.offsets")}
+        assert mine == {f"_corridor.offsets.{c}"}
 
 
 def test_no_cluster_or_wildcard_rights(granted):
