@@ -25,7 +25,8 @@ Decoding a batch of Avro values (``decode_avro``) is strict *and* fast:
    NaN with another payload, fastavro's ``ff80`` for decimal -128) decode correctly
    there too, just slower. Measured (codec_bench, shipment, 10k batches): ~0.5-0.7M
    rec/s clean; ~90k rec/s with 1% malformed values (lenient fastavro: ~100k).
-   polars prints a panic message on stderr for some malformed blocks (caught here).
+   polars panics on some malformed blocks: caught here, and its panic message is kept
+   off stderr (``corridor.native_quiet``).
 
 Schemas polars cannot read (maps; nullable enums, on which polars 2.1 panics;
 ``null``-typed fields; arrays of zero-size items; empty records) use the strict per-record path for every record: ``decode_strategy``
@@ -53,6 +54,7 @@ from corridor.arrow_shape import normalize, struct_to_batch
 from corridor.avro_columnar import encode_bodies, varints
 from corridor.avro_strict import Malformed, Reader, compile_reader, decode_body, min_size
 from corridor.errors import DecodeError, SchemaError
+from corridor.native_quiet import quiet_panics
 from corridor.schema import MAGIC, AvroSchema, SchemaStore, header_problem
 
 _SYNC = b"corridor-sync-16"  # any 16 bytes: the container is private to one decode
@@ -261,7 +263,8 @@ def _read_block(plan: _Plan, subset: pa.Array) -> pa.StructArray | None:
     head = plan.header + _varint(len(subset)) + _varint(end - start)  # type: ignore[operator]
     block = b"".join((head, data, _SYNC))
     try:
-        table = pl.read_avro(io.BytesIO(block)).to_arrow()
+        with quiet_panics():  # a refused block is handled below; its panic text is noise
+            table = pl.read_avro(io.BytesIO(block)).to_arrow()
         if table.num_rows != len(subset):
             return None
         arr = normalize(table, plan.schema)
