@@ -19,7 +19,7 @@ def zones() -> None:
 
     Each zone is a single-node Kafka cluster from Apache Kafka's own jars
     (fetched by `make install`), listening on loopback with SASL/SCRAM:
-    hk 127.0.0.1:19092, eu 127.0.0.1:29092, asean 127.0.0.1:39092
+    hk 127.0.0.1:19092, eu 127.0.0.1:29092, asean 127.0.0.1:31092
     (override with CORRIDOR_PORT_<ZONE>). Data lives in .zones/.
     """
 

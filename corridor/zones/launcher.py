@@ -33,7 +33,10 @@ from corridor.zones.credentials import Credentials, load_or_create_credentials
 from corridor.zones.properties import log4j2_properties, server_properties
 from corridor.zones.tls import ensure_zone_tls
 
-DEFAULT_PORTS: dict[str, int] = {"hk": 19092, "eu": 29092, "asean": 39092}
+# Each zone uses port..port+3. All below 32768: Linux hands out 32768-60999 as the local
+# ports of outgoing connections, and one such connection holding a zone's port (asean
+# was 39092) made the broker's start fail at random.
+DEFAULT_PORTS: dict[str, int] = {"hk": 19092, "eu": 29092, "asean": 31092}
 HEAP = ("-Xms256m", "-Xmx512m")
 # Lean JVM for a 2-core box: serial GC, small code cache, no JIT tier 4 at start-up.
 JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:MaxMetaspaceSize=128m", "-Djava.awt.headless=true")

@@ -17,7 +17,7 @@ CONFIG = f"""\
 zones:
   hk: {{bootstrap: 127.0.0.1:19092, jurisdiction: HK}}
   eu: {{bootstrap: 127.0.0.1:29092, jurisdiction: EU}}
-  asean: {{bootstrap: 127.0.0.1:39092, jurisdiction: SG}}
+  asean: {{bootstrap: 127.0.0.1:31092, jurisdiction: SG}}
 datasets:
   trade.shipment:
     schema: {SHIP}

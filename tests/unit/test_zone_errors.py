@@ -65,3 +65,14 @@ def test_failed_jar_download(tmp_path: Path) -> None:
                  {"MAVEN_EXTRA_ARGS": f"-o -Dmaven.repo.local={tmp_path / 'm2'}"}, copy)
     assert_one_line_error(result, "could not fetch the Kafka jars", ".kafka/libs-mvn.log")
     assert not (copy / ".kafka" / "libs").exists()
+
+
+def test_no_default_zone_port_is_in_the_ephemeral_range() -> None:
+    """An outgoing connection may take any port of Linux's default ephemeral range
+    (32768-60999) as its local port; a zone listening there would fail to start at random."""
+    from corridor.zones.launcher import DEFAULT_PORTS, ZoneSpec
+
+    for name, port in DEFAULT_PORTS.items():
+        spec = ZoneSpec(name, port)
+        used = (spec.port, spec.controller_port, spec.proxied_listener_port, spec.proxy_port)
+        assert all(1024 < p < 32768 for p in used), (name, used)
