@@ -17,29 +17,42 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from typing import IO
 
 _LOCK = threading.Lock()
 _PANIC_LINES = ("panicked at", "note: run with `RUST_BACKTRACE", "range end index",
                 "out of range for slice", "called `Result::unwrap()`",
                 "called `Option::unwrap()`", "entered unreachable code")
+_sink: IO[bytes] | None = None
 
 
 @contextlib.contextmanager
 def quiet_panics() -> Iterator[None]:
-    with _LOCK, tempfile.TemporaryFile() as sink:
+    global _sink
+    with _LOCK:
         try:
             saved = os.dup(2)
         except OSError:  # no fd 2 at all: nothing to protect
             yield
             return
+        if _sink is None:  # one file for the process: this sits on the decoder's hot path
+            _sink = tempfile.TemporaryFile()
         try:
-            os.dup2(sink.fileno(), 2)
+            os.dup2(_sink.fileno(), 2)
             yield
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            sink.seek(0)
-            kept = [line for line in sink.read().splitlines(keepends=True)
-                    if not any(p.encode() in line for p in _PANIC_LINES)]
-            if kept:
-                os.write(2, b"".join(kept))
+            if os.fstat(_sink.fileno()).st_size:
+                _pass_on(_sink)
+
+
+def _pass_on(sink: IO[bytes]) -> None:
+    """Write what ``sink`` caught to stderr, minus the panic lines; empty it."""
+    sink.seek(0)
+    kept = [line for line in sink.read().splitlines(keepends=True)
+            if not any(p.encode() in line for p in _PANIC_LINES)]
+    sink.seek(0)
+    sink.truncate()
+    if kept:
+        os.write(2, b"".join(kept))
