@@ -56,10 +56,6 @@ def encode_offset(next_offset: int, batch_id: str, topic_id: str | None = None) 
     return json.dumps(value).encode()
 
 
-def decode_offset(value: bytes) -> int:
-    return decode_stored(value).next
-
-
 def decode_stored(value: bytes) -> StoredOffset:
     data = json.loads(value)
     return StoredOffset(int(data["next"]), data.get("topic_id") or None)
