@@ -71,7 +71,8 @@ def decode_inputs(messages: Sequence[RawMessage], store: SchemaStore, schema: Av
             continue
         first = len(units)
         units.extend(RawMessage(Lineage(m.lineage.topic, m.lineage.partition, m.lineage.offset, r),
-                                None, m.key, m.timestamp_ms) for r in range(batch.num_rows))
+                                None, m.key, m.timestamp_ms, m.headers)
+                     for r in range(batch.num_rows))
         good, bad = conform(batch, schema)
         for row, reason in bad:
             errors.append((first + row, reason))

@@ -11,12 +11,14 @@ Model (all values frozen):
 
 - ``Config(path, zones, datasets, corridors)``
 - ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig)``
-- ``Dataset(name, schema_path, schema, fields, record_class, validate)``;
+- ``Dataset(name, schema_path, schema, fields, record_class, validate, key_class)``;
   ``fields`` maps dotted paths to a FieldClass; an unlisted field is
   ``internal``, and a nested field inherits its nearest listed ancestor's class
   (see :meth:`Dataset.class_of`).
 - ``Corridor(name, origin, destination, datasets, legal_basis, format,
-  withhold, transform, admit, pseudonym_key, batch, policy_hash, rotate)``;
+  withhold, transform, admit, pseudonym_key, batch, policy_hash, rotate, key,
+  headers)``; ``key`` is the record key's treatment per dataset, ``headers`` the
+  park headers allowed to cross;
   ``withhold`` and ``transform`` are per dataset, already merged from the
   corridor level and the per-dataset override form.
 """
@@ -24,9 +26,10 @@ Model (all values frozen):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -55,6 +58,24 @@ class Transform(str, Enum):
     MASK = "mask"
     PSEUDONYMIZE = "pseudonymize"
     ENCRYPT = "encrypt"
+    ENCRYPT_DETERMINISTIC = "encrypt-deterministic"
+
+
+class KeyTreatment(str, Enum):
+    """What a corridor does to the Kafka record key before it crosses (DESIGN section 6).
+
+    ``pseudonymize`` (the default): the HMAC token of the key's bytes under the
+    corridor's pseudonym key, as UTF-8 (equal keys stay equal, so per-key order
+    and joins survive; a UTF-8 key's token equals the token of the same string in a
+    pseudonymized field). ``encrypt-deterministic``: AES-GCM-SIV of the key's
+    bytes (equal keys, equal ciphertexts; the consumer SDK decrypts it).
+    ``drop``: the key becomes null. ``keep``: the key's bytes as they are, allowed
+    only for a key declared ``public`` or ``internal``. A null key stays null.
+    """
+
+    KEEP = "keep"
+    DROP = "drop"
+    PSEUDONYMIZE = "pseudonymize"
     ENCRYPT_DETERMINISTIC = "encrypt-deterministic"
 
 
@@ -117,6 +138,8 @@ class Dataset:
     fields: Mapping[str, FieldClass]
     record_class: RecordClass | None
     validate: tuple[Rule, ...]
+    # The Kafka record key's class (``key: {class: ...}``); undeclared keys are personal.
+    key_class: FieldClass = FieldClass.PERSONAL
 
     def class_of(self, path: str) -> FieldClass:
         """Class of dotted *path*: its entry, else its nearest listed ancestor's, else internal."""
@@ -174,6 +197,14 @@ class Corridor:
     batch: BatchSettings
     policy_hash: str
     rotate: RotationSchedule | None = None
+    # Per dataset: what happens to the record key (default pseudonymize).
+    key: Mapping[str, KeyTreatment] = field(default_factory=lambda: MappingProxyType({}))
+    # Park headers allowed to cross (exact names); never a ``corridor-*`` name.
+    headers: tuple[str, ...] = ()
+
+    def key_treatment(self, dataset: str) -> KeyTreatment:
+        """The key treatment of *dataset* on this corridor (pseudonymize unless declared)."""
+        return self.key.get(dataset, KeyTreatment.PSEUDONYMIZE)
 
     @property
     def policy_id(self) -> str:

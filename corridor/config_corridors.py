@@ -13,6 +13,7 @@ from corridor.config import (
     BatchSettings,
     Corridor,
     Dataset,
+    KeyTreatment,
     RecordKind,
     Transform,
     WireFormat,
@@ -43,6 +44,8 @@ CORRIDOR_KEYS = (
     "pseudonym_key",
     "batch",
     "rotate",
+    "key",
+    "headers",
     "description",
 )
 BATCH_KEYS = ("max_records", "max_wait_ms")
@@ -51,6 +54,7 @@ ENCRYPTING = (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
 # A corridor name is part of topic names (`hk.withheld.<corridor>`).
 CORRIDOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 FORMATS = [f.value for f in WireFormat]
+RESERVED_HEADER_PREFIX = "corridor-"
 KINDS = [k.value for k in RecordKind]
 
 
@@ -119,9 +123,10 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
     )
     batch = _batch(view, problems)
     rotate = _rotate(view, problems)
+    headers = _headers(view, problems)
     policy = build_policy(scope, destination)
     if rotate is not None and policy is not None:
-        _check_rotate_encrypts(view, policy.transform, problems)
+        _check_rotate_encrypts(view, policy.transform, policy.key, problems)
     if len(problems.errors) > before or None in (
         origin,
         destination,
@@ -143,6 +148,7 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         pseudonym_key,
         policy,
         scope.datasets,
+        headers,
     )
     return Corridor(
         scope.name,
@@ -158,6 +164,8 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         batch,
         digest,
         rotate,
+        policy.key,
+        headers,
     )
 
 
@@ -215,6 +223,29 @@ def _admit(view: MapView, problems: Problems) -> frozenset[RecordKind] | None:
             continue
         kinds.add(RecordKind(item))
     return frozenset(kinds) if len(kinds) == len(items) else None
+
+
+def _headers(view: MapView, problems: Problems) -> tuple[str, ...]:
+    """Park headers allowed to cross: a list of exact names, never a ``corridor-*`` one (the
+    corridor's own tags: a park must not be able to forge them)."""
+    if "headers" not in view.data:
+        return ()
+    value, line, where = view.data["headers"], view.value_line("headers"), view.child("headers")
+    if not isinstance(value, list):
+        problems.add(line, where, f"expected a list of header names, got {describe(value)}")
+        return ()
+    names: list[str] = []
+    for i, item in enumerate(value):
+        at = item_line(value, i, line) if isinstance(value, CommentedSeq) else line
+        if not isinstance(item, str) or not item.strip():
+            problems.add(at, where, f"expected a header name, got {describe(item)}")
+        elif item.lower().startswith(RESERVED_HEADER_PREFIX):
+            problems.add(at, where, f"header {item} is reserved: {RESERVED_HEADER_PREFIX}* "
+                                    "headers are the corridor's own tags and never cross from "
+                                    "a park")
+        else:
+            names.append(item)
+    return tuple(names)
 
 
 def _batch(view: MapView, problems: Problems) -> BatchSettings:
@@ -284,10 +315,15 @@ def _minutes(view: MapView, problems: Problems) -> float | None:
 
 
 def _check_rotate_encrypts(
-    view: MapView, transform: Mapping[str, Mapping[str, Transform]], problems: Problems
+    view: MapView,
+    transform: Mapping[str, Mapping[str, Transform]],
+    keys: Mapping[str, KeyTreatment],
+    problems: Problems,
 ) -> None:
     """``rotate`` on a corridor that encrypts nothing is a mistake: it has no data key."""
     if any(t in ENCRYPTING for fields in transform.values() for t in fields.values()):
+        return
+    if KeyTreatment.ENCRYPT_DETERMINISTIC in keys.values():
         return
     problems.add(
         view.key_line("rotate"),

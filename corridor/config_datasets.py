@@ -23,7 +23,8 @@ from corridor.errors import RuleError, SchemaError
 from corridor.rules import Rule, compile_rule
 from corridor.schema import AvroSchema, load_schema
 
-DATASET_KEYS = ("schema", "fields", "record_class", "validate", "description")
+DATASET_KEYS = ("schema", "fields", "record_class", "validate", "key", "description")
+KEY_KEYS = ("class",)
 RECORD_CLASS_KEYS = ("field", "important_when")
 # A dataset name is part of topic names: lowercase words joined by dots.
 DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
@@ -69,9 +70,29 @@ def _build_dataset(name: str, view: MapView, base: Path, problems: Problems) -> 
     fields = _build_fields(view, paths, problems)
     record_class = _build_record_class(view, schema, paths, problems)
     validate = _build_validate(view, schema, problems)
+    key_class = _build_key_class(view, problems)
     if len(problems.errors) > before:
         return None
-    return Dataset(name, schema_path, schema, MappingProxyType(fields), record_class, validate)
+    return Dataset(name, schema_path, schema, MappingProxyType(fields), record_class, validate,
+                   key_class)
+
+
+def _build_key_class(view: MapView, problems: Problems) -> FieldClass:
+    """``key: {class: public|internal|personal|sensitive}``; undeclared: personal."""
+    if "key" not in view.data:
+        return FieldClass.PERSONAL
+    key = as_map(view.data["key"], view.child("key"), view.key_line("key"),
+                 "{class: public | internal | personal | sensitive}", problems)
+    if key is None:
+        return FieldClass.PERSONAL
+    key.check_keys(KEY_KEYS, problems)
+    value = key.data.get("class")
+    if value in CLASSES:
+        return FieldClass(value)
+    hint = did_you_mean(value, CLASSES) if isinstance(value, str) else ""
+    problems.add(key.value_line("class") if "class" in key.data else key.line, key.child("class"),
+                 f"bad key class {describe(value)}{hint} (expected one of: {', '.join(CLASSES)})")
+    return FieldClass.PERSONAL
 
 
 def _load_schema(view: MapView, base: Path, problems: Problems) -> tuple[Path, AvroSchema] | None:

@@ -18,13 +18,24 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from corridor.config import Dataset, FieldClass, RecordKind, Transform, WireFormat, Zone
+from corridor.config import (
+    Dataset,
+    FieldClass,
+    KeyTreatment,
+    RecordKind,
+    Transform,
+    WireFormat,
+    Zone,
+)
 from corridor.config_datasets import check_path, compile_at, field_paths
 from corridor.config_yaml import MapView, Problems, as_map, describe, did_you_mean, item_line
 from corridor.rules import Rule
 
-OVERRIDE_KEYS = ("withhold", "transform")
+OVERRIDE_KEYS = ("withhold", "transform", "key")
 TRANSFORMS = [t.value for t in Transform]
+KEY_TREATMENTS = [t.value for t in KeyTreatment]
+# Key classes a corridor may let cross as they are (``key: keep``).
+KEEPABLE = (FieldClass.PUBLIC, FieldClass.INTERNAL)
 # A located transform entry: (transform, line, dotted config path).
 Located = tuple[Transform, int | None, str]
 
@@ -49,6 +60,7 @@ class Policy:
     datasets: tuple[str, ...]
     withhold: Mapping[str, Rule | None]
     transform: Mapping[str, Mapping[str, Transform]]
+    key: Mapping[str, KeyTreatment]
 
 
 @dataclass(frozen=True)
@@ -71,17 +83,48 @@ def build_policy(scope: CorridorScope, destination: str | None) -> Policy | None
         _check_common_fields(common, [scope.datasets[e.name] for e in valid], problems)
     withhold: dict[str, Rule | None] = {}
     transform: dict[str, Mapping[str, Transform]] = {}
+    keys: dict[str, KeyTreatment] = {}
     for entry in valid:
         dataset = scope.datasets[entry.name]
         withhold[entry.name] = _withhold(scope, entry, dataset, multi=len(entries) > 1)
         merged = _merge_transforms(entry, dataset, common, problems)
         _check_leaks(scope, entry, dataset, merged, destination)
         transform[entry.name] = MappingProxyType({f: t for f, (t, _, _) in merged.items()})
+        keys[entry.name] = _key_treatment(scope, entry, dataset)
     if len(problems.errors) > before or len(valid) < len(entries):
         return None
     return Policy(
-        tuple(e.name for e in entries), MappingProxyType(withhold), MappingProxyType(transform)
+        tuple(e.name for e in entries),
+        MappingProxyType(withhold),
+        MappingProxyType(transform),
+        MappingProxyType(keys),
     )
+
+
+def _key_treatment(scope: CorridorScope, entry: _Entry, dataset: Dataset) -> KeyTreatment:
+    """The record key's treatment for *dataset*: its entry's ``key``, else the corridor's,
+    else pseudonymize. ``keep`` of a personal or sensitive key is refused like a leak."""
+    if entry.override is not None and "key" in entry.override.data:
+        view = entry.override
+    elif "key" in scope.view.data:
+        view = scope.view
+    else:
+        return KeyTreatment.PSEUDONYMIZE
+    value, line, where = view.data["key"], view.value_line("key"), view.child("key")
+    if value not in KEY_TREATMENTS:
+        hint = did_you_mean(value, KEY_TREATMENTS) if isinstance(value, str) else ""
+        scope.problems.add(line, where, f"unknown key treatment {describe(value)}{hint} "
+                                        f"(expected one of: {', '.join(KEY_TREATMENTS)})")
+        return KeyTreatment.PSEUDONYMIZE
+    treatment = KeyTreatment(value)
+    if treatment is KeyTreatment.KEEP and dataset.key_class not in KEEPABLE:
+        scope.problems.add(
+            line, where,
+            f"would leak the record key of {dataset.name}, a {dataset.key_class.value} key "
+            "(a dataset that does not declare its key has a personal one) to the destination; "
+            "keep is only for a key declared public or internal (key: {class: ...}); "
+            "use pseudonymize, encrypt-deterministic or drop")
+    return treatment
 
 
 def _entries(scope: CorridorScope) -> list[_Entry] | None:
@@ -278,6 +321,7 @@ def policy_hash(
     pseudonym_key: str,
     policy: Policy,
     datasets: Mapping[str, Dataset],
+    headers: tuple[str, ...] = (),
 ) -> str:
     """12 hex chars of SHA-256 over the normalised policy and the schemas' fingerprints.
 
@@ -292,8 +336,9 @@ def policy_hash(
         "format": fmt.value,
         "admit": sorted(k.value for k in admit),
         "pseudonym_key": pseudonym_key,
+        "headers": sorted(headers),
         "datasets": [
-            _dataset_doc(datasets[d], policy.withhold[d], policy.transform[d])
+            _dataset_doc(datasets[d], policy.withhold[d], policy.transform[d], policy.key[d])
             for d in sorted(policy.datasets)
         ],
     }
@@ -302,7 +347,10 @@ def policy_hash(
 
 
 def _dataset_doc(
-    dataset: Dataset, withhold: Rule | None, transform: Mapping[str, Transform]
+    dataset: Dataset,
+    withhold: Rule | None,
+    transform: Mapping[str, Transform],
+    key: KeyTreatment,
 ) -> dict[str, Any]:
     rc = dataset.record_class
     return {
@@ -313,4 +361,5 @@ def _dataset_doc(
         "validate": [r.text for r in dataset.validate],
         "withhold": withhold.text if withhold is not None else None,
         "transform": {f: t.value for f, t in transform.items()},
+        "key": [dataset.key_class.value, key.value],
     }

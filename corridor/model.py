@@ -44,9 +44,12 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class RawMessage:
-    """One message as read from the origin: bytes plus where it came from."""
+    """One message as read from the origin: bytes plus where it came from.
+
+    ``headers`` are the park's, read only when the corridor lets some cross."""
 
     lineage: Lineage
     value: bytes | None
     key: bytes | None = None
     timestamp_ms: int | None = None
+    headers: tuple[tuple[str, bytes | None], ...] | None = None

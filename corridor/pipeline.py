@@ -21,13 +21,18 @@ records in (``inputs``), and every input lineage appears exactly once.
 Output per format:
 
 - avro: one Delivery per record: single-object Avro under the egress schema,
-  the source key, the plan's constant headers + ``corridor-lineage``.
+  the source key under the key policy (``corridor.policy.key``), the source
+  record's timestamp, the plan's constant headers + ``corridor-lineage`` + the
+  park headers the corridor allows.
 - arrow: per source partition present, Deliveries of at most ARROW_MESSAGE_BYTES of
   Arrow buffers each: an Arrow IPC stream of the delivered rows (egress columns +
   ``_lineage_offset`` int64, + ``_lineage_row`` int32 when rows came from Arrow IPC
-  source messages, -1 for rows of Avro ones), key
-  ``topic/partition``, headers the constant ones + ``corridor-lineage:
-  topic/partition/first-last``. Schema metadata: ``corridor.lineage`` (the same
+  source messages, -1 for rows of Avro ones, + ``_key`` binary: each row's source
+  key under the key policy, + ``_timestamp`` timestamp[ms, UTC]: each row's source
+  timestamp, + ``_headers`` list<struct<name, value>> of the allowed park headers
+  when the corridor allows any), key ``topic/partition``, timestamp the newest of
+  its rows, headers the constant ones + ``corridor-lineage: topic/partition/first-last``.
+  Schema metadata ``corridor.key``: the key treatment of the ``_key`` column. Schema metadata: ``corridor.lineage`` (the same
   range) and, per field encrypted as a whole column, ``corridor.sealed.<path>``
   holding its ciphertext (the column itself is absent from the batch).
 """
@@ -55,11 +60,18 @@ from corridor.policy import (
     validate_reasons,
     withhold_reasons,
 )
+from corridor.policy.key import allowed_headers, key_column, outgoing_keys
 from corridor.policy.tag import LINEAGE
 from corridor.schema import AvroSchema
 
 LINEAGE_OFFSET = "_lineage_offset"
 LINEAGE_ROW = "_lineage_row"  # present when rows came from Arrow IPC source messages
+KEY_COLUMN = "_key"  # arrow format: each row's outgoing key
+TIMESTAMP_COLUMN = "_timestamp"  # arrow format: each row's source timestamp
+HEADERS_COLUMN = "_headers"  # arrow format: each row's allowed park headers
+META_COLUMNS = (LINEAGE_OFFSET, LINEAGE_ROW, KEY_COLUMN, TIMESTAMP_COLUMN, HEADERS_COLUMN)
+KEY_METADATA = b"corridor.key"  # arrow format: the ``_key`` column's treatment
+HEADER_TYPE = pa.list_(pa.struct([("name", pa.string()), ("value", pa.binary())]))
 ARROW_MESSAGE_BYTES = 4 * 1024 * 1024  # Arrow buffer bytes per corridor message (limit: 8 MiB)
 # zstd over lz4 by measurement (12k shipment rows, 3.7 MB of buffers): zstd 0.99 MB in
 # 5.7 ms, lz4 1.9 MB in 8.2 ms; both decode in 2.6 ms.
@@ -85,6 +97,7 @@ class Delivery(NamedTuple):
     lineage: Lineage  # the record's; for an arrow batch, its first row's
     offsets: tuple[int, ...] = ()
     row_ids: tuple[int, ...] = ()  # arrow batch of Arrow-input rows: each row's source row
+    timestamp: int | None = None  # ms: the source record's (arrow: the newest row's)
 
     @property
     def rows(self) -> int:
@@ -228,17 +241,22 @@ def _avro(
 ) -> list[Delivery]:
     if not positions:
         return []
-    out = apply_transforms(batch, dp.transforms, _context(plan, dp)).batch
+    ctx = _context(plan, dp)
+    out = apply_transforms(batch, dp.transforms, ctx).batch
     values = encode_avro(out, dp.egress)
+    keys = outgoing_keys([messages[i].key for i in positions], dp.key, ctx)
     constant = list(dp.headers)
+    allowed = plan.allowed_headers
     deliveries = []
-    for i, value in zip(positions, values):
+    for i, value, key in zip(positions, values, keys):
         m = messages[i]
         lin = m.lineage
         text = (f"{lin.topic}/{lin.partition}/{lin.offset}" if lin.row < 0
                 else f"{lin.topic}/{lin.partition}/{lin.offset}#{lin.row}")
         headers = [*constant, (LINEAGE, text.encode())]
-        deliveries.append(Delivery(value, m.key, headers, lin))
+        if allowed and m.headers:
+            headers += allowed_headers(m.headers, allowed)
+        deliveries.append(Delivery(value, key, headers, lin, (), (), m.timestamp_ms))
     return deliveries
 
 
@@ -256,31 +274,41 @@ def _arrow(
     deliveries = []
     for (topic, partition), group in sorted(groups.items()):
         part = batch.take(pa.array(group, pa.int64()))
-        lineages = [units[positions[r]].lineage for r in group]
+        rows = [units[positions[r]] for r in group]
         start = 0
         # Cut by bytes: a corridor message must stay under the topic's limit.
         for piece in row_slices(part, ARROW_MESSAGE_BYTES):
-            chunk = lineages[start : start + piece.num_rows]
+            chunk = rows[start : start + piece.num_rows]
             start += piece.num_rows
             deliveries.append(_arrow_message(piece, chunk, topic, partition, plan, dp))
     return deliveries
 
 
-def _arrow_message(part: pa.RecordBatch, lineages: list[Lineage], topic: str, partition: int,
+def _arrow_message(part: pa.RecordBatch, rows: list[RawMessage], topic: str, partition: int,
                    plan: CorridorPlan, dp: DatasetPlan) -> Delivery:
+    lineages = [r.lineage for r in rows]
     offsets = tuple(lin.offset for lin in lineages)
     row_ids = tuple(lin.row for lin in lineages)
     span = lineage_range(topic, partition, offsets)
-    done = apply_transforms(part, dp.transforms, _context(plan, dp, span))
+    ctx = _context(plan, dp, span)
+    done = apply_transforms(part, dp.transforms, ctx)
     out = done.batch.append_column(LINEAGE_OFFSET, pa.array(offsets, pa.int64()))
     if any(r >= 0 for r in row_ids):
         out = out.append_column(LINEAGE_ROW, pa.array(row_ids, pa.int32()))
     else:
         row_ids = ()
-    metadata = {b"corridor.lineage": span.encode()}
+    out = out.append_column(KEY_COLUMN, key_column([r.key for r in rows], dp.key, ctx))
+    stamps = [r.timestamp_ms for r in rows]
+    out = out.append_column(TIMESTAMP_COLUMN, pa.array(stamps, pa.timestamp("ms", tz="UTC")))
+    if plan.allowed_headers:
+        parked = [[{"name": k, "value": v}
+                   for k, v in allowed_headers(r.headers, plan.allowed_headers)] for r in rows]
+        out = out.append_column(HEADERS_COLUMN, pa.array(parked, HEADER_TYPE))
+    metadata = {b"corridor.lineage": span.encode(), KEY_METADATA: dp.key.value.encode()}
     metadata.update((f"{SEALED_PREFIX}{p}".encode(), blob) for p, blob in done.sealed.items())
     out = out.replace_schema_metadata(metadata)
     headers = [*dp.headers, (LINEAGE, span.encode())]
-    first = lineages[0]
+    known = [t for t in stamps if t is not None]
     key = f"{topic}/{partition}".encode()
-    return Delivery(to_ipc(out, ARROW_COMPRESSION), key, headers, first, offsets, row_ids)
+    return Delivery(to_ipc(out, ARROW_COMPRESSION), key, headers, lineages[0], offsets, row_ids,
+                    max(known) if known else None)

@@ -21,6 +21,10 @@ Choices a caller must know:
   same ``pseudonym_key`` name and secret share pseudonyms (joinable) on purpose.
 - A corridor that encrypts needs a cipher, one that pseudonymizes needs a secret:
   without them the plan is refused (PlanError), never run half-protected.
+- The record key (DESIGN section 6): ``DatasetPlan.key`` says what happens to it
+  (pseudonymize unless the corridor says otherwise); pseudonymizing it needs the
+  pseudonym secret and encrypting it a cipher, like a field. Park headers cross
+  only when ``allowed_headers`` names them.
 - On key rotation, ``plan.with_cipher(new)`` gives the next epoch's plan (new
   ``corridor-key`` header); nothing else changes.
 """
@@ -40,6 +44,7 @@ from corridor.config import (
     Corridor,
     Dataset,
     FieldClass,
+    KeyTreatment,
     RecordKind,
     Transform,
     WireFormat,
@@ -51,6 +56,7 @@ from corridor.rules import Rule
 from corridor.schema import AvroSchema, SchemaStore, egress_schema
 
 CipherSource = FieldCipher | KeyRing | None
+RESERVED_HEADER_PREFIX = "corridor-"
 Headers = tuple[tuple[str, bytes], ...]
 _PSEUDONYM_INFO = b"corridor pseudonym key v1\0"
 ENCRYPTING = (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
@@ -71,10 +77,13 @@ class DatasetPlan:
     transforms: Mapping[str, Transform]
     classification: FieldClass
     headers: Headers  # constant residency headers; the pipeline adds corridor-lineage
+    key: KeyTreatment = KeyTreatment.PSEUDONYMIZE  # what happens to the record key
+    key_class: FieldClass = FieldClass.PERSONAL
 
     @property
     def encrypts(self) -> bool:
-        return any(t in ENCRYPTING for t in self.transforms.values())
+        return (any(t in ENCRYPTING for t in self.transforms.values())
+                or self.key is KeyTreatment.ENCRYPT_DETERMINISTIC)
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,8 @@ class CorridorPlan:
     )  # every dataset schema of the config: better decode reasons
     cipher: FieldCipher | None = field(repr=False, default=None)
     pseudonym_key: SecretBytes | None = field(repr=False, default=None)
+    # Park headers allowed to cross, by exact name (never a corridor-* one).
+    allowed_headers: frozenset[str] = frozenset()
 
     @property
     def withheld_topic(self) -> str:
@@ -161,6 +172,8 @@ def build_plan(
         store=SchemaStore([d.schema for d in config.datasets.values()]),
         cipher=cipher,
         pseudonym_key=_pseudonym_key(corridor, pseudonym_secret),
+        allowed_headers=frozenset(
+            h for h in corridor.headers if not h.lower().startswith(RESERVED_HEADER_PREFIX)),
     )
 
 
@@ -180,7 +193,9 @@ def _dataset_plan(
     jurisdiction: str,
     cipher: FieldCipher | None,
 ) -> DatasetPlan:
-    egress = egress_schema(dataset.schema, {p: t.value for p, t in transforms.items()})
+    key = corridor.key_treatment(dataset.name)
+    egress = egress_schema(dataset.schema, {p: t.value for p, t in transforms.items()},
+                           key=(dataset.key_class.value, key.value))
     plan = DatasetPlan(
         dataset=dataset.name,
         source_topic=topics.outbound(corridor.origin, dataset.name),
@@ -193,6 +208,8 @@ def _dataset_plan(
         transforms=MappingProxyType(dict(transforms)),
         classification=classification(dataset, transforms),
         headers=(),
+        key=key,
+        key_class=dataset.key_class,
     )
     return replace(plan, headers=_headers(corridor, jurisdiction, plan, cipher))
 
@@ -233,6 +250,12 @@ def _check_keys(
     secret: SecretBytes | bytes | None,
 ) -> None:
     for plan in plans.values():
+        if plan.key is KeyTreatment.ENCRYPT_DETERMINISTIC and cipher is None:
+            raise PlanError(corridor.name, f"{plan.dataset}'s record key is encrypted but no "
+                                           "cipher was given")
+        if plan.key is KeyTreatment.PSEUDONYMIZE and secret is None:
+            raise PlanError(corridor.name, f"{plan.dataset}'s record key is pseudonymized but "
+                                           f"no secret {corridor.pseudonym_key!r} was given")
         for path, transform in plan.transforms.items():
             if transform in ENCRYPTING and cipher is None:
                 raise PlanError(

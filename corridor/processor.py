@@ -56,7 +56,7 @@ from corridor.acl import consumer_group, transactional_prefix
 from corridor.config import Config
 from corridor.crypto import KeyRing
 from corridor.errors import CorridorError, KafkaUnavailable, SourceRecreated
-from corridor.kafka.admin import topic_ids
+from corridor.kafka.admin import partition_counts, topic_ids
 from corridor.kafka.clients import Endpoint, admin_client, client_config
 from corridor.kafka.keys_topic import ControlListener
 from corridor.kafka.offsets import (
@@ -170,7 +170,11 @@ class CorridorRunner:
         self.paused: set[tuple[str, int]] = set()
         # Source topic ids (stored with every position: see _check_incarnation).
         self.source_ids: dict[str, str] = {}
+        # Per source topic: does its destination topic have at least as many partitions?
+        # Then a record keeps its partition number, else murmur2 of its outgoing key decides.
+        self.aligned: dict[str, bool] = {}
         self._admin: AdminClient | None = None
+        self._dest_admin: AdminClient | None = None
         self._state: dict[str, str] = {}
         self.keyring = keyring
         self._stop = threading.Event()
@@ -233,9 +237,11 @@ class CorridorRunner:
             self._sink_for(tp.topic, tp.partition, fresh=True)
         # Step B: then read the committed positions back, and seek there. An exception
         # escaping this callback would end the processor: transient faults are waited out.
+        assigned = {tp.topic for tp in partitions}
         self.source_ids.update(self._retrying(
             "origin_unavailable", "describe sources",
-            lambda: topic_ids(self._origin_admin(), {tp.topic for tp in partitions})))
+            lambda: topic_ids(self._origin_admin(), assigned)))
+        self._align(assigned)
         stored = self._retrying("destination_unavailable", "read stored offsets",
                                 lambda: self.reader.read_stored(
                                     [(tp.topic, tp.partition) for tp in partitions],
@@ -296,6 +302,28 @@ class CorridorRunner:
                 self._notify(event, {"step": step, "error": str(exc), "retry_in_s": pause})
                 self._stop.wait(pause)
                 pause = min(pause * 2, 5.0)
+
+    def _align(self, sources: set[str]) -> None:
+        """Learn, per source topic, whether records keep their partition number (DESIGN 6)."""
+        dests = {t: self.plan.dataset_for_topic(t).destination_topic for t in sources}
+        source_counts = self._retrying("origin_unavailable", "count source partitions",
+                                       lambda: partition_counts(self._origin_admin(), sources))
+        dest_counts = self._retrying("destination_unavailable", "count corridor partitions",
+                                     lambda: partition_counts(self._destination_admin(),
+                                                              set(dests.values())))
+        for topic, dest in dests.items():
+            aligned = dest_counts.get(dest, 0) >= source_counts.get(topic, 1 << 30)
+            if self.aligned.get(topic) != aligned:
+                self.log.info("partitioning", source=topic, destination=dest,
+                              source_partitions=source_counts.get(topic),
+                              destination_partitions=dest_counts.get(dest),
+                              rule="source partition" if aligned else "murmur2 of the key")
+            self.aligned[topic] = aligned
+
+    def _destination_admin(self) -> AdminClient:
+        if self._dest_admin is None:
+            self._dest_admin = admin_client(self.destination, self.principal)
+        return self._dest_admin
 
     def _origin_admin(self) -> AdminClient:
         # Kept for the runner's life: an AdminClient collected early leaves futures hanging.
@@ -392,6 +420,7 @@ class CorridorRunner:
 
     def _group(self, messages: list[Message]) -> dict[tuple[str, int], list[RawMessage]]:
         groups: dict[tuple[str, int], list[RawMessage]] = defaultdict(list)
+        headers = bool(self.plan.allowed_headers)  # else park headers are never read
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -402,7 +431,7 @@ class CorridorRunner:
             ts_type, ts = msg.timestamp()
             groups[(topic, partition)].append(RawMessage(
                 Lineage(topic, partition, offset), msg.value(), msg.key(),
-                ts if ts_type else None))
+                ts if ts_type else None, tuple(msg.headers() or ()) if headers else None))
         return groups
 
     def _keys_ready(self) -> bool:
@@ -426,8 +455,10 @@ class CorridorRunner:
         side = self._side_messages(result, topic, partition, first, last)
         out = self._catalog_messages(result)
         keys = {m.key for m in out if m.topic == topics.KEYS}
-        out += [OutMessage(dataset_plan.destination_topic, d.value, d.key, d.headers)
-                for d in result.delivered]
+        # The source's partition number when the destination has as many, else murmur2.
+        part = partition if self.aligned.get(topic, False) else None
+        out += [OutMessage(dataset_plan.destination_topic, d.value, d.key, d.headers, part,
+                           d.timestamp) for d in result.delivered]
         key = offset_key(self.corridor.name, topic, partition)
         out.append(OutMessage(self.reader.topic, encode_offset(last + 1, f"{first}-{last}",
                                                             self.source_ids.get(topic)), key,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from corridor.acl import corridor_principal
-from corridor.config import Config, KeysConfig, Transform
+from corridor.config import Config, KeysConfig, KeyTreatment, Transform
 from corridor.crypto import KeyRing, RotationPolicy, SecretBytes
 from corridor.errors import CorridorError, CryptoError, KafkaUnavailable
 from corridor.kafka.clients import Endpoint
@@ -73,15 +73,20 @@ def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
 
 
 def encrypts(config: Config, corridor_name: str) -> bool:
+    """A field or a record key of the corridor is encrypted: it needs a data key."""
     corridor = config.corridors[corridor_name]
     return any(t in (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
-               for fields in corridor.transform.values() for t in fields.values())
+               for fields in corridor.transform.values() for t in fields.values()) or any(
+        corridor.key_treatment(d) is KeyTreatment.ENCRYPT_DETERMINISTIC
+        for d in corridor.datasets)
 
 
 def pseudonymizes(config: Config, corridor_name: str) -> bool:
+    """A field or a record key (the default) of the corridor is pseudonymized."""
     corridor = config.corridors[corridor_name]
     return any(t is Transform.PSEUDONYMIZE
-               for fields in corridor.transform.values() for t in fields.values())
+               for fields in corridor.transform.values() for t in fields.values()) or any(
+        corridor.key_treatment(d) is KeyTreatment.PSEUDONYMIZE for d in corridor.datasets)
 
 
 def make_runner(config: Config, name: str, instance: str, logger: Any,

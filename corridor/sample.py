@@ -252,6 +252,26 @@ def generate_rows(
     return [make(r, i, r.random() < withheld_share) for i in range(n)]
 
 
+# The personal identifier a park keys each dataset's records by (one person's events in order).
+KEY_FIELDS = {
+    "trade.shipment": "national_id",
+    "ecommerce.order": "buyer_email",
+    "media.playback": "user_id",
+}
+
+
+def generate_keys(dataset: Any, n: int, seed: int = 0,
+                  withheld_share: float = 0.1) -> list[bytes | None]:
+    """The keys a park would give ``generate_records(dataset, n, seed, withheld_share)``:
+    each record's personal identifier (``KEY_FIELDS``), UTF-8; None where it is null."""
+    schema = _schema(dataset)
+    field = KEY_FIELDS.get(schema.name)
+    if field is None:
+        return [None] * n
+    rows = generate_rows(schema, n, seed, withheld_share)
+    return [None if r.get(field) is None else str(r[field]).encode() for r in rows]
+
+
 def generate_records(
     dataset: Any, n: int, seed: int = 0, withheld_share: float = 0.1, bad_ratio: float = 0.0
 ) -> list[bytes]:

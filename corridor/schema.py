@@ -36,6 +36,7 @@ HEADER_LEN = 10  # magic (2) + fingerprint (8)
 
 TRANSFORMS = ("drop", "mask", "pseudonymize", "encrypt", "encrypt-deterministic")
 EGRESS_NAMESPACE_SUFFIX = "corridor_egress"
+KEY_ATTRIBUTE = "corridor.key"  # egress schema: the record key's class and treatment
 
 _EMPTY = 0xC15D213AA4D7A795  # the spec's EMPTY constant for CRC-64-AVRO
 
@@ -251,27 +252,36 @@ def _logical_arrow_type(t: dict[str, Any], kind: str, logical: str) -> pa.DataTy
 # --- egress schemas ------------------------------------------------------------------
 
 
-def egress_schema(avro: AvroSchema, transforms: Mapping[str, str]) -> AvroSchema:
+def egress_schema(
+    avro: AvroSchema, transforms: Mapping[str, str], key: tuple[str, str] | None = None
+) -> AvroSchema:
     """Schema of the records a corridor publishes, given field path -> transform name.
 
     The result is deterministic in (schema, transforms): its namespace is the dataset's
     plus ``corridor_egress_<8 hex of CRC-64 of the transforms>``, so different transforms
     always give different fingerprints even when the field types coincide (mask vs
     pseudonymize). Changed fields carry ``corridor.transform`` and ``corridor.original``.
-    Raises SchemaError for an unknown transform or field path.
+    ``key`` is the record key's (class, treatment): recorded as the top-level attribute
+    ``corridor.key: {class, treatment}`` and part of the namespace tag. Raises
+    SchemaError for an unknown transform or field path.
     """
     for path, name in transforms.items():
         if name not in TRANSFORMS:
             raise SchemaError(f"{avro.name}: unknown transform {name!r} for field {path!r}")
         if avro.field_type(path) is None:
             raise SchemaError(f"{avro.name}: transform {name!r} names unknown field {path!r}")
-    tag = json.dumps(sorted(transforms.items()), separators=(",", ":")).encode()
+    tagged: list[Any] = sorted(transforms.items())
+    if key is not None:
+        tagged.append(["<key>", *key])
+    tag = json.dumps(tagged, separators=(",", ":")).encode()
     namespace, _, short = avro.name.rpartition(".")
     egress_ns = ".".join(
         p for p in (namespace, f"{EGRESS_NAMESPACE_SUFFIX}_{crc64_avro(tag) & 0xFFFFFFFF:08x}") if p
     )
     record = _transform_record(copy.deepcopy(avro.expanded), dict(transforms), "", egress_ns)
     record["name"] = f"{egress_ns}.{short}"
+    if key is not None:
+        record[KEY_ATTRIBUTE] = {"class": key[0], "treatment": key[1]}
     return parse_schema(_compact(record, set()), source=f"egress of {avro.name}")
 
 

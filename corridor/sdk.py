@@ -48,8 +48,19 @@ from corridor.errors import (
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.io import Follower, PlainProducer, Record, endpoint_of, read_to_end
 from corridor.keys.provider import KeyProvider
-from corridor.pipeline import LINEAGE_OFFSET, LINEAGE_ROW
-from corridor.schema import AvroSchema, frame, parse_schema, unframe
+from corridor.crypto.decrypt import decrypt_column
+from corridor.config import KeyTreatment
+from corridor.pipeline import (
+    HEADERS_COLUMN,
+    KEY_COLUMN,
+    KEY_METADATA,
+    LINEAGE_OFFSET,
+    LINEAGE_ROW,
+    META_COLUMNS,
+    TIMESTAMP_COLUMN,
+)
+from corridor.policy.key import KEY_FIELD
+from corridor.schema import KEY_ATTRIBUTE, AvroSchema, frame, parse_schema, unframe
 from corridor.sdk_decrypt import decrypt_rows, encrypted_fields, match_egress, unseal_rows
 from corridor.zones.credentials import Principal
 
@@ -132,6 +143,10 @@ class CorridorRecord:
     """One delivered record: its (decrypted when possible) value and residency tags.
 
     ``lineage`` is ``topic/partition/offset`` of the source record in its origin.
+    ``key`` is the record key as it crossed (pseudonymized by default; decrypted when it
+    was encrypted and a key provider was given), ``key_treatment`` what the corridor did
+    to it, ``timestamp_ms`` the source record's timestamp. ``park_headers``: the park
+    headers the corridor let through (arrow format; avro records carry them as headers).
     """
 
     value: dict[str, Any]
@@ -142,6 +157,9 @@ class CorridorRecord:
     partition: int = -1
     offset: int = -1
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    key_treatment: str = ""
+    timestamp_ms: int | None = None
+    park_headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 class Catalog(Mapping[str, DataKey]):
@@ -292,12 +310,26 @@ class CorridorConsumer:
             raise DecodeError(f"bad Avro body: {exc}", rec.topic, rec.partition,
                               rec.offset) from None
         assert isinstance(value, dict)
+        treatment = str(schema.raw.get(KEY_ATTRIBUTE, {}).get("treatment", ""))
+        key = rec.key
         if self.keyring is not None:
             corridor, dataset = self._where(headers)
             decrypt_rows([value], encrypted_fields(schema), corridor=corridor, dataset=dataset,
                          keys=self.catalog)
-        return CorridorRecord(value, headers, headers.get(LINEAGE, ""), rec.key, rec.topic,
-                              rec.partition, rec.offset)
+            key = self._key([key], treatment, corridor, dataset)[0]
+        return CorridorRecord(value, headers, headers.get(LINEAGE, ""), key, rec.topic,
+                              rec.partition, rec.offset, key_treatment=treatment,
+                              timestamp_ms=rec.timestamp_ms)
+
+    def _key(self, keys: list[bytes | None], treatment: str, corridor: str,
+             dataset: str) -> list[bytes | None]:
+        """Keys as they were at the origin when the corridor encrypted them, else as given."""
+        if treatment != KeyTreatment.ENCRYPT_DETERMINISTIC.value or all(k is None for k in keys):
+            return keys
+        plain: list[bytes | None] = decrypt_column(
+            pa.array(keys, pa.binary()), pa.binary(), corridor=corridor, dataset=dataset,
+            field=KEY_FIELD, keys=self.catalog).to_pylist()
+        return plain
 
     def _arrow(self, rec: Record, headers: dict[str, str]) -> list[CorridorRecord]:
         if rec.value is None:
@@ -307,13 +339,26 @@ class CorridorConsumer:
         rows = batch.to_pylist()
         offsets = [r.pop(LINEAGE_OFFSET, None) for r in rows]
         source_rows = [r.pop(LINEAGE_ROW, -1) for r in rows]
+        keys = [r.pop(KEY_COLUMN, None) for r in rows]
+        for r in rows:
+            r.pop(TIMESTAMP_COLUMN, None)
+        index = batch.schema.get_field_index(TIMESTAMP_COLUMN)
+        stamps = (batch.column(index).cast(pa.int64()).to_pylist() if index >= 0
+                  else [None] * len(rows))
+        parked = [tuple((h["name"], h["value"]) for h in r.pop(HEADERS_COLUMN, None) or ())
+                  for r in rows]
+        treatment = (batch.schema.metadata or {}).get(KEY_METADATA, b"").decode()
         if self.keyring is not None:
             self._decrypt_arrow(batch, rows, headers)
+            keys = self._key(keys, treatment, *self._where(headers))
         source = headers.get(LINEAGE, "").rsplit("/", 1)[0]
         lineages = [f"{source}/{off}" if r < 0 else f"{source}/{off}#{r}"
                     for off, r in zip(offsets, source_rows)]
-        return [CorridorRecord(row, headers, lineage, rec.key, rec.topic, rec.partition,
-                               rec.offset) for row, lineage in zip(rows, lineages)]
+        return [CorridorRecord(row, headers, lineage, key, rec.topic, rec.partition,
+                               rec.offset, key_treatment=treatment,
+                               timestamp_ms=stamp, park_headers=park)
+                for row, lineage, key, stamp, park
+                in zip(rows, lineages, keys, stamps, parked, strict=True)]
 
     def _decrypt_arrow(self, batch: pa.RecordBatch, rows: list[dict[str, Any]],
                        headers: Mapping[str, str]) -> None:
@@ -321,11 +366,11 @@ class CorridorConsumer:
         sealed = unseal_rows(rows, batch.schema.metadata, corridor=corridor, dataset=dataset,
                              keys=self.catalog)
         egress = match_egress(batch.schema, self._candidates(),
-                              ignore=[LINEAGE_OFFSET, LINEAGE_ROW])
+                              ignore=META_COLUMNS)
         if egress is None and not self.catalog.schemas:
             self.catalog.refresh_schemas()
             egress = match_egress(batch.schema, self._candidates(),
-                                  ignore=[LINEAGE_OFFSET, LINEAGE_ROW])
+                                  ignore=META_COLUMNS)
         if egress is None:
             return  # no per-value ciphertexts can be identified without the egress schema
         per_value = [f for f in encrypted_fields(egress) if f.path not in sealed]

@@ -25,12 +25,20 @@ import pyarrow as pa
 
 from corridor.avro_strict import Malformed, compile_reader, decode_body
 from corridor.codec import to_ipc
-from corridor.config import RecordKind, Transform, WireFormat
+from corridor.config import KeyTreatment, RecordKind, Transform, WireFormat
 from corridor.crypto.values import encode_values
 from corridor.model import Lineage, RawMessage
-from corridor.pipeline import LINEAGE_OFFSET, BatchResult, Delivery, SideRecord
+from corridor.pipeline import (
+    KEY_COLUMN,
+    LINEAGE_OFFSET,
+    TIMESTAMP_COLUMN,
+    BatchResult,
+    Delivery,
+    SideRecord,
+)
 from corridor.plan import CorridorPlan, DatasetPlan
 from corridor.policy.classify import is_important
+from corridor.policy.key import KEY_FIELD, allowed_headers
 from corridor.policy.tag import lineage_range, record_headers
 from corridor.policy.values import mask_value, pseudonym
 from corridor.policy.withhold import class_reason, validate_reason, withhold_reason
@@ -68,9 +76,9 @@ def process_reference(
             continue
         delivered.append((m, transform_record(record, plan, dp)))
     if plan.format is WireFormat.ARROW:
-        deliveries = _arrow(delivered, dp)
+        deliveries = _arrow(delivered, plan, dp)
     else:
-        deliveries = [_avro(m, rec, dp) for m, rec in delivered]
+        deliveries = [_avro(m, rec, plan, dp) for m, rec in delivered]
     return BatchResult(
         dataset=dp.dataset,
         delivered=deliveries,
@@ -187,14 +195,34 @@ def _plaintext(v: Any, avro_type: Any) -> bytes:
     return bytes(encode_values(pa.array([v], _value_type(avro_type)))[0])  # type: ignore[arg-type]
 
 
-def _avro(m: RawMessage, record: dict[str, Any], dp: DatasetPlan) -> Delivery:
+def _key(key: bytes | None, plan: CorridorPlan, dp: DatasetPlan) -> bytes | None:
+    """One record key under the key policy (the per-record reference of policy.key)."""
+    if key is None or dp.key is KeyTreatment.KEEP:
+        return key
+    if dp.key is KeyTreatment.DROP:
+        return None
+    if dp.key is KeyTreatment.PSEUDONYMIZE:
+        assert plan.pseudonym_key is not None
+        return pseudonym(key, plan.pseudonym_key.reveal()).encode()
+    assert plan.cipher is not None
+    out: bytes = plan.cipher.encrypt_column(
+        pa.array([key], pa.binary()), corridor=plan.name, dataset=dp.dataset, field=KEY_FIELD,
+        deterministic=True)[0].as_py()
+    return out
+
+
+def _avro(m: RawMessage, record: dict[str, Any], plan: CorridorPlan,
+          dp: DatasetPlan) -> Delivery:
     buf = io.BytesIO()
     fastavro.schemaless_writer(buf, dp.egress.parsed, record)
     value = frame(dp.egress.fingerprint, buf.getvalue())
-    return Delivery(value, m.key, record_headers(dp.headers, m.lineage), m.lineage)
+    headers = record_headers(dp.headers, m.lineage)
+    headers += allowed_headers(m.headers, plan.allowed_headers)
+    return Delivery(value, _key(m.key, plan, dp), headers, m.lineage, (), (), m.timestamp_ms)
 
 
-def _arrow(delivered: list[tuple[RawMessage, dict[str, Any]]], dp: DatasetPlan) -> list[Delivery]:
+def _arrow(delivered: list[tuple[RawMessage, dict[str, Any]]], plan: CorridorPlan,
+           dp: DatasetPlan) -> list[Delivery]:
     groups: dict[tuple[str, int], list[tuple[RawMessage, dict[str, Any]]]] = {}
     for m, rec in delivered:
         groups.setdefault((m.lineage.topic, m.lineage.partition), []).append((m, rec))
@@ -206,9 +234,16 @@ def _arrow(delivered: list[tuple[RawMessage, dict[str, Any]]], dp: DatasetPlan) 
         schema = pa.schema([dp.egress.arrow.field(n) for n in names])
         batch = pa.RecordBatch.from_pylist([{n: rec[n] for n in names} for _, rec in items], schema)
         batch = batch.append_column(LINEAGE_OFFSET, pa.array(offsets, pa.int64()))
+        batch = batch.append_column(
+            KEY_COLUMN, pa.array([_key(m.key, plan, dp) for m, _ in items], pa.binary()))
+        stamps = [m.timestamp_ms for m, _ in items]
+        batch = batch.append_column(TIMESTAMP_COLUMN,
+                                    pa.array(stamps, pa.timestamp("ms", tz="UTC")))
+        batch = batch.replace_schema_metadata({
+            b"corridor.lineage": span.encode(), b"corridor.key": dp.key.value.encode()})
         headers = [*dp.headers, ("corridor-lineage", span.encode())]
         first = Lineage(topic, partition, offsets[0])
-        out.append(
-            Delivery(to_ipc(batch), f"{topic}/{partition}".encode(), headers, first, offsets)
-        )
+        known = [t for t in stamps if t is not None]
+        out.append(Delivery(to_ipc(batch), f"{topic}/{partition}".encode(), headers, first,
+                            offsets, (), max(known) if known else None))
     return out

@@ -219,8 +219,9 @@ def produce(env: BenchEnv, admin: Principal, n: int, seed: int,
             progress: Callable[[int], None]) -> tuple[int, int]:
     """Write n records to the Avro source and the same rows to the Arrow source.
 
-    Keys spread the records over the partitions round robin (the hand-written
-    loop and MM2 keep them). Returns (avro bytes, arrow bytes) written.
+    Records go to the partitions round robin (the hand-written loop and MM2 keep
+    them); each Avro record is keyed by a person id (100,000 people), as a park
+    keying by the person does. Returns (avro bytes, arrow bytes) written.
     """
     schema = load_schema(SCHEMAS / "trade" / "shipment.avsc")
     out = PlainProducer(env.origin, admin, {"linger.ms": 50, "batch.size": 1_000_000,
@@ -229,7 +230,8 @@ def produce(env: BenchEnv, admin: Principal, n: int, seed: int,
     sent = 0
     for chunk in records(n, seed):
         for i, value in enumerate(chunk):
-            out.produce(env.avro_topic, value, None, partition=(sent + i) % PARTITIONS)
+            person = f"P{(sent + i) * 7919 % 100_000:06d}".encode()
+            out.produce(env.avro_topic, value, person, partition=(sent + i) % PARTITIONS)
             avro_bytes += len(value)
         for p in range(PARTITIONS):
             for message in arrow_values(chunk[p::PARTITIONS], schema):

@@ -84,7 +84,7 @@ def _generate(config: Config, count: int, bad_ratio: float, seed: int) -> dict[s
     nothing else); returns records per corridor."""
     from corridor.acl import park_principal
     from corridor.kafka.io import PlainProducer, endpoint_of
-    from corridor.sample import generate_records
+    from corridor.sample import generate_keys, generate_records
     from corridor.zones import local
 
     creds = local.credentials()
@@ -97,8 +97,10 @@ def _generate(config: Config, count: int, bad_ratio: float, seed: int) -> dict[s
             topic = topics.outbound(zone, dataset)
             values = generate_records(config.datasets[dataset], count, seed=seed + i,
                                       bad_ratio=bad_ratio)
-            for n, value in enumerate(values):
-                producer.produce(topic, value, f"{seed}-{n}".encode())
+            # Keyed by the person, as parks do: the key crosses under the key policy.
+            keys = generate_keys(config.datasets[dataset], count, seed=seed + i)
+            for n, (key, value) in enumerate(zip(keys, values, strict=True)):
+                producer.produce(topic, value, key)
                 if n % 1000 == 999:
                     progress.advance(task, 1000)
             producer.flush(120)
@@ -232,15 +234,16 @@ def _example(config: Config) -> None:
     with CorridorConsumer(config, topic) as consumer:
         arrived = next((r for r in consumer.records(max_records=50000, idle_timeout_s=10)
                         if r.lineage == opened.lineage), None)
-    original = _source_record(config, opened.lineage, dataset)
+    original, source_key = _source_record(config, opened.lineage, dataset)
     console.rule(f"one record of corridor {name}: {opened.lineage}")
     console.print(f"[bold]as it left {corridor.origin}[/bold] "
                   f"({topics.outbound(corridor.origin, dataset)}):")
-    console.print_json(json.dumps(original, default=str))
+    console.print_json(json.dumps({"key": _key_text(source_key), "value": original},
+                                  default=str))
     if arrived is not None:
         console.print(f"[bold]as it arrived in {corridor.destination}[/bold] ({topic}), "
-                      "as any consumer there reads it:")
-        console.print_json(json.dumps({"headers": arrived.headers,
+                      f"as any consumer there reads it (key: {arrived.key_treatment}):")
+        console.print_json(json.dumps({"key": _key_text(arrived.key), "headers": arrived.headers,
                                        "value": _printable(arrived.value)}, default=str))
     console.print(f"[bold]decrypted with {corridor.destination}'s key[/bold] "
                   "(pseudonyms stay pseudonyms, dropped fields stay gone):")
@@ -255,7 +258,17 @@ def _printable(value: Any) -> Any:
     return value
 
 
-def _source_record(config: Config, lineage: str, dataset: str) -> dict[str, Any]:
+def _key_text(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"<{len(key)} bytes {key[:12].hex()}…>"
+
+
+def _source_record(config: Config, lineage: str,
+                   dataset: str) -> tuple[dict[str, Any], bytes | None]:
     from corridor.codec import decode_avro
     from corridor.kafka.io import read_one
     from corridor.schema import SchemaStore
@@ -263,7 +276,9 @@ def _source_record(config: Config, lineage: str, dataset: str) -> dict[str, Any]
 
     topic, partition, offset = lineage.rsplit("/", 2)
     zone = topic.split(".outbound.")[0]
-    value = read_one(config, zone, topic, int(partition), int(offset), local.credentials().admin)
+    record = read_one(config, zone, topic, int(partition), int(offset),
+                      local.credentials().admin)
     schema = config.datasets[dataset].schema
-    decoded = decode_avro([value], SchemaStore([schema]), schema)
-    return decoded.batch.to_pylist()[0] if decoded.batch.num_rows else {"undecodable": True}
+    decoded = decode_avro([record.value], SchemaStore([schema]), schema)
+    value = decoded.batch.to_pylist()[0] if decoded.batch.num_rows else {"undecodable": True}
+    return value, record.key

@@ -7,7 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from corridor.config import load_config
 from corridor.errors import ConfigError
-from corridor.sample import generate_records
+from corridor.sample import generate_keys, generate_records
 from corridor.sdk import ParkProducer
 
 CHUNK = 5000
@@ -40,9 +40,13 @@ def generate(dataset: str, zone: str, count: int, bad_ratio: float, withheld_sha
         while done < count:
             n = min(CHUNK, count - done)
             # Chunks get their own seed so a large count needs no large list in memory.
-            for value in generate_records(config.datasets[dataset], n, seed * 1_000_003 + done,
-                                          withheld_share, bad_ratio):
-                producer.send_raw(value)
+            chunk_seed = seed * 1_000_003 + done
+            values = generate_records(config.datasets[dataset], n, chunk_seed, withheld_share,
+                                      bad_ratio)
+            # Keyed by the person (sample.KEY_FIELDS), as parks do.
+            keys = generate_keys(config.datasets[dataset], n, chunk_seed, withheld_share)
+            for key, value in zip(keys, values, strict=True):
+                producer.send_raw(value, key)
             done += n
             speed = progress.tasks[0].speed
             progress.update(task, advance=n, rate=f"{speed:,.0f} rec/s" if speed else "")

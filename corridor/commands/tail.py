@@ -26,9 +26,22 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _key_text(key: bytes | None) -> str | None:
+    """A key as text when it is UTF-8 (a pseudonym is), else ``base64:...``."""
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(key).decode()
+
+
 def render(record: CorridorRecord) -> str:
-    """One JSON line: lineage, residency tags, value (bytes as ``base64:...``)."""
-    return json.dumps({"lineage": record.lineage, "tags": record.headers, "value": record.value},
+    """One JSON line: lineage, key and its treatment, source timestamp, residency tags,
+    value (bytes as ``base64:...``)."""
+    return json.dumps({"lineage": record.lineage, "key": _key_text(record.key),
+                       "key_treatment": record.key_treatment, "timestamp_ms": record.timestamp_ms,
+                       "tags": record.headers, "value": record.value},
                       default=_plain, ensure_ascii=False)
 
 

@@ -184,6 +184,18 @@ def _exact_filter(grant: Grant) -> AclBindingFilter:
                             b.operation, b.permission_type)
 
 
+def partition_counts(admin: AdminClient, names: Iterable[str],
+                     timeout_s: float = 30) -> dict[str, int]:
+    """Each existing topic's partition count, by name; KafkaUnavailable when the cluster
+    does not answer. A topic that does not exist is left out."""
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise KafkaUnavailable(f"listing topics: {exc.args[0].str()}") from None
+    return {name: len(metadata.topics[name].partitions) for name in set(names)
+            if name in metadata.topics and metadata.topics[name].error is None}
+
+
 def topic_ids(admin: AdminClient, names: Iterable[str], timeout_s: float = 30) -> dict[str, str]:
     """Each existing topic's id (Kafka's topic UUID, as text), by name; KafkaUnavailable
     when the cluster does not answer. A topic that does not exist is left out."""

@@ -44,6 +44,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
 
     def header(self, name: str) -> str | None:
         """Last value of header ``name`` as utf-8 text, or None."""
@@ -63,8 +64,9 @@ def endpoint_of(config: Config, zone: str) -> Endpoint:
 
 
 def _record(msg: Any) -> Record:
+    ts_type, ts = msg.timestamp()
     return Record(msg.topic(), int(msg.partition()), int(msg.offset()), msg.key(), msg.value(),
-                  tuple(msg.headers() or ()))
+                  tuple(msg.headers() or ()), ts if ts_type else None)
 
 
 def _consumer(endpoint: Endpoint, principal: Principal, group: str | None = None,
@@ -221,11 +223,13 @@ class PlainProducer:
 
     def produce(self, topic: str, value: bytes | None, key: bytes | None = None,
                 headers: Sequence[tuple[str, bytes]] | None = None,
-                partition: int | None = None) -> None:
+                partition: int | None = None, timestamp_ms: int | None = None) -> None:
         kwargs: dict[str, Any] = {"key": key, "headers": list(headers or []) or None,
                                   "on_delivery": self._delivered}
         if partition is not None:
             kwargs["partition"] = partition
+        if timestamp_ms is not None:
+            kwargs["timestamp"] = timestamp_ms
         while True:
             try:
                 self.producer.produce(topic, value, **kwargs)
@@ -278,8 +282,8 @@ class TransactionalWriter:
 
 
 def read_one(config: Config, zone: str, topic: str, partition: int, offset: int,
-             principal: Principal, timeout_s: float = 30.0) -> bytes | None:
-    """The value of one record, by its position (read_committed)."""
+             principal: Principal, timeout_s: float = 30.0) -> Record:
+    """One record, by its position (read_committed)."""
     endpoint = endpoint_of(config, zone)
     consumer = _consumer(endpoint, principal)
     try:
@@ -288,7 +292,7 @@ def read_one(config: Config, zone: str, topic: str, partition: int, offset: int,
         while time.monotonic() < deadline:
             for msg in consumer.consume(1, timeout=0.5):
                 if msg.error() is None and msg.offset() == offset:
-                    return msg.value()
+                    return _record(msg)
         raise KafkaUnavailable(f"{zone}: {topic}/{partition}/{offset} not readable "
                                f"within {timeout_s:.0f}s")
     except KafkaException as exc:

@@ -33,7 +33,11 @@ class OutMessage(NamedTuple):
     value: bytes | None
     key: bytes | None = None
     headers: Headers | None = None
-    partition: int | None = None
+    partition: int | None = None  # None: the producer's partitioner (murmur2 of the key)
+    timestamp: int | None = None  # CreateTime in ms; None: now
+
+
+PARTITION_UA = -1  # librdkafka: let the partitioner choose
 
 
 class BatchAborted(CorridorError):
@@ -62,22 +66,15 @@ class Backoff:
 
 
 def _produce_all(producer: Producer, messages: Iterable[OutMessage], on_delivery: Any = None) -> None:
+    # Positional arguments (topic, value, key, partition, on_delivery, callback, timestamp,
+    # headers): the hot path builds no kwargs dict per record.
     produce = producer.produce
     for m in messages:
-        if m.partition is None and on_delivery is None:
-            try:  # the hot path: no kwargs dict per record
-                produce(m.topic, m.value, m.key, headers=m.headers)
-                continue
-            except BufferError:
-                producer.poll(0.1)
-        kwargs: dict[str, Any] = {"key": m.key, "headers": m.headers}
-        if m.partition is not None:
-            kwargs["partition"] = m.partition
-        if on_delivery is not None:
-            kwargs["on_delivery"] = on_delivery
+        partition = PARTITION_UA if m.partition is None else m.partition
         while True:
             try:
-                produce(m.topic, m.value, **kwargs)
+                produce(m.topic, m.value, m.key, partition, on_delivery, None, m.timestamp or 0,
+                        m.headers)
                 break
             except BufferError:
                 producer.poll(0.1)  # queue full: let deliveries drain, then retry
@@ -107,6 +104,9 @@ class TransactionalSink:
             "batch.size": 1_000_000,
             "compression.type": "lz4",
             "message.max.bytes": 8 * 1024 * 1024,
+            # Java's default partitioner (murmur2 of the key) for records not sent to their
+            # source's partition number: corridor topics co-partition with Java clients'.
+            "partitioner": "murmur2_random",
             "log_level": 3,
             **(settings or {}),
         })

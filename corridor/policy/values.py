@@ -32,12 +32,16 @@ _digest = hmac.digest
 
 
 def pseudonymize_column(arr: pa.Array, key: bytes) -> pa.Array:
-    """A ``pa.string()`` token for every value of *arr* (any scalar type), nulls kept."""
+    """A ``pa.string()`` token for every value of *arr* (any scalar type), nulls kept.
+
+    Strings and binaries hash their bytes as they are (a string's UTF-8)."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if pa.types.is_dictionary(arr.type):  # enums: hash each symbol once
         return pseudonymize_column(arr.dictionary, key).take(arr.indices)
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type) or (
+        pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type)
+    ):
         # Hash each distinct value once: names and ids repeat a lot in a batch.
         encoded = pc.dictionary_encode(arr)
         return _string_tokens(encoded.dictionary, key).take(encoded.indices)

@@ -61,7 +61,7 @@ def _deliver(env, zones, rows):
     provider.init(kek_zone)
     ring = KeyRing()
     key = ring.rotate(env.name)
-    plan = build_plan(env.config, env.name, ring)
+    plan = build_plan(env.config, env.name, ring, b"sdk test pseudonym secret, 32 b.")
     dp = plan.datasets[DATASET]
     producer = ParkProducer(env.config, env.origin, DATASET)
     source = topics.outbound(env.origin, DATASET)

@@ -47,6 +47,7 @@ corridors:
     datasets: [trade.shipment]
     legal_basis: PDPO-RMCC
     format: arrow
+    key: encrypt-deterministic
     withhold: "consent == false"
     transform:
       contact_name: pseudonymize
@@ -71,8 +72,16 @@ def plan_for(config: Config, corridor: str) -> CorridorPlan:
 
 
 def messages(topic: str, values: list[bytes | None], partitions: int = 3) -> list[RawMessage]:
-    """Messages of *topic*, spread round-robin over partitions, with keys."""
+    """Messages of *topic*, spread round-robin over partitions, with keys (every fifth one
+    null, every seventh not UTF-8) and timestamps."""
     return [
-        RawMessage(Lineage(topic, i % partitions, 100 + i // partitions), v, f"k{i}".encode())
+        RawMessage(Lineage(topic, i % partitions, 100 + i // partitions), v, _key(i),
+                   1_700_000_000_000 + 1000 * i)
         for i, v in enumerate(values)
     ]
+
+
+def _key(i: int) -> bytes | None:
+    if i % 5 == 4:
+        return None
+    return b"\xff\xfe" + bytes([i % 256]) if i % 7 == 6 else f"k{i}".encode()

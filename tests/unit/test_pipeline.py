@@ -79,7 +79,10 @@ def test_delivered_record_headers_and_body(config: Config) -> None:
     rec = record(contact_email="wing.chan@pearl.example")
     result, msgs = run(plan, [encode(rec, dp.schema)])
     [delivery] = result.delivered
-    assert delivery.key == msgs[0].key and delivery.lineage == msgs[0].lineage
+    # The key is personal by default: it crosses as its pseudonym, never as it was.
+    assert msgs[0].key is not None and delivery.key != msgs[0].key
+    assert delivery.key == pseudonym(msgs[0].key, plan.pseudonym_key.reveal()).encode()  # type: ignore[union-attr]
+    assert delivery.lineage == msgs[0].lineage
     assert delivery.headers == [
         *dp.headers,
         ("corridor-lineage", b"hk.outbound.trade.shipment/0/100"),
@@ -192,6 +195,9 @@ def test_pipeline_agrees_with_reference(
         (s.lineage, s.reason) for s in slow.quarantined
     ]
     assert [d.headers for d in fast.delivered] == [d.headers for d in slow.delivered]
+    assert [d.timestamp for d in fast.delivered] == [d.timestamp for d in slow.delivered]
+    if corridor == "hk-eu":  # arrow messages carry their rows' keys in a column (below)
+        assert [d.key for d in fast.delivered] == [d.key for d in slow.delivered]
     for f, s in zip(fast.delivered, slow.delivered):
         if corridor == "hk-eu":  # everything but the randomly encrypted e-mail is byte-equal
             fb, sb = body(f.value, plan), body(s.value, plan)
