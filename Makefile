@@ -7,7 +7,7 @@ CORRIDOR := $(BIN)/corridor
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs test test-unit test-integration demo bench chaos clean
+.PHONY: help install up down status logs lint test test-unit test-integration demo bench chaos clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n",$$1,$$2}'
@@ -35,7 +35,12 @@ down: ## stop the local zones this project started
 status: ## show which zones are running
 	@$(CORRIDOR) zones status
 
-test: install ## the whole suite: unit tests, then integration tests on real brokers
+lint: install ## ruff, mypy --strict on corridor/core, and the import contracts (import-linter)
+	@$(BIN)/ruff check corridor tests
+	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-cache
+
+test: install lint ## lint, then the whole suite: unit tests, then integration tests on real brokers
 	@$(BIN)/python -m pytest tests/unit tests/integration -m "not chaos" $(PYTEST_ARGS)
 
 test-unit: install ## unit tests of the pure core only (no broker)
@@ -52,7 +57,7 @@ bench: up .kafka/mirror-libs/.installed ## corridor vs MirrorMaker 2 and a hand-
 	@$(CORRIDOR) bench $(BENCH_ARGS)
 
 chaos: up ## long fault, network, zombie, bad-input, fuzz and denial runs (~40 min); figures in chaos/results/latest.json
-	@$(BIN)/python -m corridor.chaos.report $(PYTEST_ARGS)
+	@$(BIN)/python -m corridor.dev.chaos.report $(PYTEST_ARGS)
 
 clean: down ## stop zones and delete venv, jars, zone data and keys
 	rm -rf $(VENV) .kafka .zones *.egg-info

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from corridor.errors import CorridorError
+from corridor.core.errors import CorridorError
 
 # (module, attribute) of each registered command or group.
 COMMANDS: list[tuple[str, str]] = [

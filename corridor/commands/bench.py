@@ -37,10 +37,10 @@ def bench(records: int | None, systems: str | None, batch: int | None, latency_s
     (infra/fetch-mirror.sh; `make bench` fetches them). Writes
     bench/results/<date>.json, latest.json, latest.md and latest.png.
     """
-    from corridor.bench import report
-    from corridor.bench.suite import SYSTEMS, Bench, sample_values
-    from corridor.bench.workload import drop, make_env, produce, provision
-    from corridor.config import BatchSettings
+    from corridor.core.config import BatchSettings
+    from corridor.dev.bench import report
+    from corridor.dev.bench.suite import SYSTEMS, Bench, sample_values
+    from corridor.dev.bench.workload import drop, make_env, produce, provision
 
     n = records or int(os.environ.get("BENCH_RECORDS", "1000000"))
     chosen = tuple(s.strip() for s in systems.split(",")) if systems else SYSTEMS

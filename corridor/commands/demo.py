@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from corridor import topics
-from corridor.config import Config, Transform, load_config
-from corridor.errors import CorridorError
+from corridor.core import topics
+from corridor.core.config import Config, Transform, load_config
+from corridor.core.errors import CorridorError
 
 # Wide enough for the report table even when piped (make demo | tee ...).
 console = Console(width=max(150, Console().width))
@@ -62,7 +62,7 @@ def demo(config_path: str, records: int, bad_ratio: float, seed: int | None) -> 
 
 def _ensure_keys(config: Config) -> None:
     from corridor.keys.local import LocalKeyring
-    from corridor.runtime import encrypts
+    from corridor.processor.wiring import encrypts
 
     for name, corridor in config.corridors.items():
         keys = config.zones[corridor.destination].keys
@@ -82,9 +82,9 @@ def _generate(config: Config, count: int, bad_ratio: float, seed: int) -> dict[s
     """Produce ``count`` records into each source topic, each as the park's own principal
     ``park-<zone>-<dataset>`` (made by provision --acls: it may write that topic and
     nothing else); returns records per corridor."""
-    from corridor.acl import park_principal
+    from corridor.core.acl import park_principal
+    from corridor.dev.sample import generate_keys, generate_records
     from corridor.kafka.io import PlainProducer, endpoint_of
-    from corridor.sample import generate_keys, generate_records
     from corridor.zones import local
 
     creds = local.credentials()
@@ -115,7 +115,7 @@ def _progress() -> Progress:
 
 def _run_all(config: Config, expected: dict[str, int]) -> dict[str, Any]:
     from corridor import log
-    from corridor.runtime import caught_up, start_runners
+    from corridor.processor.wiring import caught_up, start_runners
 
     stop = threading.Event()
     logger = log.get_logger("corridor.demo")
@@ -215,7 +215,7 @@ def _top(counter: Counter[str], n: int = 4) -> str:
 
 def _example(config: Config) -> None:
     """One record of the first corridor that encrypts: as it left, as it arrived, decrypted."""
-    from corridor.runtime import encrypts, key_provider
+    from corridor.processor.wiring import encrypts, key_provider
     from corridor.sdk import CorridorConsumer
 
     name = next((n for n in config.corridors if encrypts(config, n)), next(iter(config.corridors)))
@@ -269,9 +269,9 @@ def _key_text(key: bytes | None) -> str | None:
 
 def _source_record(config: Config, lineage: str,
                    dataset: str) -> tuple[dict[str, Any], bytes | None]:
-    from corridor.codec import decode_avro
+    from corridor.core.codec import decode_avro
+    from corridor.core.schema import SchemaStore
     from corridor.kafka.io import read_one
-    from corridor.schema import SchemaStore
     from corridor.zones import local
 
     topic, partition, offset = lineage.rsplit("/", 2)

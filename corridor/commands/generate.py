@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from corridor.config import load_config
-from corridor.errors import ConfigError
-from corridor.sample import generate_keys, generate_records
+from corridor.core.config import load_config
+from corridor.core.errors import ConfigError
+from corridor.dev.sample import generate_keys, generate_records
 from corridor.sdk import ParkProducer
 
 CHUNK = 5000

@@ -35,7 +35,7 @@ def init(zone: str, folder: Path | None, config_path: str) -> None:
     `keys:` entry in the corridor file says, so that is the default here too.
     """
     if folder is None and Path(config_path).exists():
-        from corridor.config import load_config
+        from corridor.core.config import load_config
 
         zone_cfg = load_config(Path(config_path)).zones.get(zone)
         if zone_cfg is not None and zone_cfg.keys.provider == "local":
@@ -47,8 +47,8 @@ def init(zone: str, folder: Path | None, config_path: str) -> None:
 
 def _corridor_endpoint(config_path: str, name: str) -> tuple[Any, Any, Any]:
     """(config, destination endpoint, admin principal) of corridor ``name``."""
-    from corridor.config import load_config
-    from corridor.runtime import endpoints_for
+    from corridor.core.config import load_config
+    from corridor.processor.wiring import endpoints_for
     from corridor.zones import local
 
     config = load_config(Path(config_path))
@@ -74,8 +74,8 @@ def rotate(name: str, config_path: str, wait_s: float) -> None:
     the destination zone, and publishes it to `_corridor.keys` with its next
     batch, before the first record it encrypts.
     """
+    from corridor.core.crypto.rotation import ROTATE, ControlCommand, latest_epoch
     from corridor.kafka.keys_topic import new_request_id, published_keys, send_command
-    from corridor.keys.rotation import ROTATE, ControlCommand, latest_epoch
 
     _, endpoint, admin = _corridor_endpoint(config_path, name)
     known = published_keys(endpoint, admin)
@@ -120,13 +120,13 @@ def retire(name: str, before_epoch: int, grace: str, config_path: str, count: bo
     retired, nor a key whose successor is younger than --grace. Running
     processors still on a retired epoch move to a new one first.
     """
+    from corridor.core.crypto.rotation import RETIRE, ControlCommand, plan_retirement
     from corridor.kafka.keys_topic import (
         new_request_id,
         published_keys,
         retire_keys,
         send_command,
     )
-    from corridor.keys.rotation import RETIRE, ControlCommand, plan_retirement
 
     config, endpoint, admin = _corridor_endpoint(config_path, name)
     plan = plan_retirement(published_keys(endpoint, admin), name, before_epoch,
@@ -148,7 +148,7 @@ def retire(name: str, before_epoch: int, grace: str, config_path: str, count: bo
 
 def _uses(config: Any, name: str, endpoint: Any, admin: Any) -> dict[str, int]:
     """Messages per `corridor-key` header in the corridor's topics."""
-    from corridor import topics
+    from corridor.core import topics, wire
     from corridor.kafka.io import read_to_end
 
     corridor = config.corridors[name]
@@ -156,7 +156,7 @@ def _uses(config: Any, name: str, endpoint: Any, admin: Any) -> dict[str, int]:
     for dataset in corridor.datasets:
         topic = topics.corridor_topic(corridor.origin, corridor.destination, dataset)
         for rec in read_to_end(endpoint, admin, topic):
-            key_id = rec.header("corridor-key")
+            key_id = rec.header(wire.KEY_ID)
             if key_id is not None:
                 counts[key_id] = counts.get(key_id, 0) + 1
     return counts

@@ -8,8 +8,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from corridor import acl
-from corridor.config import load_config
+from corridor.core import acl
+from corridor.core.config import load_config
 
 
 @click.command()

@@ -8,12 +8,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from corridor.config import load_config
+from corridor.core.config import load_config
+from corridor.core.topics import TopicPlan, topic_plan
 from corridor.kafka import admin as kadmin
 from corridor.kafka.acl_sync import AclDiff, sync_acls
 from corridor.kafka.clients import admin_client
 from corridor.kafka.io import endpoint_of
-from corridor.topics import TopicPlan, topic_plan
 from corridor.zones import local
 
 

@@ -11,8 +11,8 @@ from types import FrameType
 import click
 
 from corridor import log as corridor_log
-from corridor.config import load_config
-from corridor.errors import CorridorError
+from corridor.core.config import load_config
+from corridor.core.errors import CorridorError
 
 
 @click.command()
@@ -47,8 +47,8 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     While the destination's key provider (KMS) is unreachable such a corridor
     pauses (logged once: kms_unavailable) and resumes when it answers.
     """
-    from corridor.keys.rotation import schedule_from_flags
-    from corridor.runtime import caught_up, start_runners
+    from corridor.core.config.rotation import schedule_from_flags
+    from corridor.processor.wiring import caught_up, start_runners
 
     config = load_config(Path(config_path))
     chosen = list(names) or list(config.corridors)

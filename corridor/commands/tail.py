@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from corridor.config import load_config
+from corridor.core.config import load_config
 from corridor.kafka.io import endpoint_of
 from corridor.keys.local import LocalKeyring
 from corridor.sdk import CorridorConsumer, CorridorRecord

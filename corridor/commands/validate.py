@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from corridor.config import load_config
-from corridor.errors import ConfigErrors
+from corridor.core.config import load_config
+from corridor.core.errors import ConfigErrors
 
 
 @click.command()

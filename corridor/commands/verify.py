@@ -8,10 +8,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from corridor.config import load_config
-from corridor.errors import ConfigError
+from corridor.core.config import load_config
+from corridor.core.errors import ConfigError
+from corridor.core.verify import VerifyReport
 from corridor.kafka.verify_reader import VerifyInput, read_verify_input
-from corridor.verify import VerifyReport
 from corridor.zones import local
 
 SHOWN = 10  # lineages listed per kind of violation; the counts are always complete

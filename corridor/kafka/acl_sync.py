@@ -3,7 +3,7 @@
 Every principal of the file exists as a SCRAM user on every cluster of the
 file, so a client that knocks on the wrong zone is *authenticated and then
 refused* (an authorization error naming the resource) rather than failing at
-login; its rights exist only where ``corridor.acl.grants`` puts them.
+login; its rights exist only where ``corridor.core.acl.grants`` puts them.
 Passwords come from the credentials file (``Credentials.add``: 0600).
 
 Idempotent: a second run adds and removes nothing. Grants of principals the
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from confluent_kafka.admin import AdminClient
 
-from corridor import acl
-from corridor.config import Config
+from corridor.core import acl
+from corridor.core.config import Config
 from corridor.kafka import admin as kadmin
 from corridor.kafka.clients import Endpoint, admin_client
 from corridor.zones.credentials import Credentials, Principal

@@ -25,7 +25,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from corridor.errors import KafkaUnavailable
+from corridor.core.errors import KafkaUnavailable
 
 TIMEOUT_S = 30.0
 SCRAM_ITERATIONS = 8192

@@ -25,8 +25,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from corridor.config import Config
-from corridor.errors import ConfigError, KafkaUnavailable
+from corridor.core.config import Config
+from corridor.core.errors import ConfigError, KafkaUnavailable
 from corridor.kafka.clients import Endpoint, client_config
 from corridor.kafka.sink import OutMessage
 from corridor.zones.credentials import Principal

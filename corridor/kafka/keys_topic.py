@@ -10,17 +10,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from corridor import topics
-from corridor.crypto import WrappedKey
-from corridor.errors import CryptoError, KafkaUnavailable
+from corridor.core import topics
+from corridor.core.crypto import WrappedKey
+from corridor.core.crypto.rotation import ControlCommand
+from corridor.core.errors import CryptoError, KafkaUnavailable
 from corridor.kafka.clients import Endpoint, client_config
 from corridor.kafka.io import PlainProducer, read_to_end
-from corridor.keys.rotation import ControlCommand
 from corridor.zones.credentials import Principal
 
 
@@ -114,7 +115,5 @@ class ControlListener:
         return out
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             self.consumer.close()
-        except RuntimeError:
-            pass

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from corridor.errors import KafkaUnavailable
+from corridor.core.errors import KafkaUnavailable
+from corridor.core.topics import offsets_topic
 from corridor.kafka.clients import Endpoint, client_config
-from corridor.topics import offsets_topic
 from corridor.zones.credentials import Principal
 
 

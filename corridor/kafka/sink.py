@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from corridor.errors import CorridorError
+from corridor.core.errors import CorridorError
 from corridor.kafka.clients import Endpoint, client_config
 from corridor.zones.credentials import Principal
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from corridor.errors import KafkaUnavailable
+from corridor.core.errors import KafkaUnavailable
 
 TIMEOUT_S = 30.0
 

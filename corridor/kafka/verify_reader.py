@@ -12,27 +12,33 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from corridor import topics
-from corridor.arrow_batches import arrow_rows
-from corridor.codec import from_ipc
-from corridor.config import Config, Corridor
-from corridor.errors import DecodeError
+from corridor.core import topics
+from corridor.core.codec import from_ipc
+from corridor.core.codec.arrow_batches import arrow_rows
+from corridor.core.config import Config, Corridor
+from corridor.core.errors import DecodeError
+from corridor.core.model import Lineage
+from corridor.core.verify import Gap, VerifyReport, verify
+from corridor.core.wire import (
+    AVRO_MAGIC,
+    LINEAGE,
+    LINEAGE_OFFSET,
+    LINEAGE_ROW,
+    REASON,
+    lineage_source,
+    lineage_text,
+)
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.io import Record, endpoint_of, read_to_end, watermarks
 from corridor.kafka.offsets import OffsetReader
-from corridor.model import Lineage
-from corridor.pipeline import LINEAGE_OFFSET, LINEAGE_ROW
-from corridor.verify import Gap, VerifyReport, verify
 from corridor.zones.credentials import Principal
 
-LINEAGE = "corridor-lineage"
-REASON = "corridor-reason"
 Progress = Callable[[str], None]
 
 
 @dataclass
 class VerifyInput:
-    """Everything ``corridor.verify.verify`` needs, as read from the clusters."""
+    """Everything ``corridor.core.verify.verify`` needs, as read from the clusters."""
 
     source: list[Lineage] = field(default_factory=list)
     committed: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -50,22 +56,23 @@ class VerifyInput:
 
 def _delivered_lineages(value: bytes | None, header: str | None) -> list[str]:
     """Lineages one corridor message carries: its header (avro), or one per row (arrow)."""
-    if value is not None and value[:2] == b"\xc3\x01":
+    if value is not None and value[:2] == AVRO_MAGIC:
         return [header] if header else []
     if header is None or value is None:
         return []
-    source = header.rsplit("/", 1)[0]
+    source = lineage_source(header)
     batch = from_ipc(value)
     offsets = batch.column(batch.schema.get_field_index(LINEAGE_OFFSET)).to_pylist()
     if LINEAGE_ROW not in batch.schema.names:
         return [f"{source}/{o}" for o in offsets]
     rows = batch.column(batch.schema.get_field_index(LINEAGE_ROW)).to_pylist()
-    return [f"{source}/{o}" if r < 0 else f"{source}/{o}#{r}" for o, r in zip(offsets, rows)]
+    topic, _, partition = source.rpartition("/")
+    return [lineage_text(topic, int(partition), o, r) for o, r in zip(offsets, rows, strict=True)]
 
 
 def _source_lineages(rec: Record) -> list[Lineage]:
     """The records one source message holds: one per row of an Arrow IPC message (the
-    framing rule the processor applies, ``corridor.arrow_batches.arrow_rows``), else one."""
+    framing rule the processor applies, ``corridor.core.codec.arrow_batches.arrow_rows``), else one."""
     rows = arrow_rows(rec.value)
     if rows is None:
         return [Lineage(rec.topic, rec.partition, rec.offset)]

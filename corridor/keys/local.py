@@ -19,7 +19,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from corridor.crypto.datakey import (
+from corridor.core.crypto.datakey import (
     KEY_BYTES,
     DataKey,
     Kek,
@@ -27,7 +27,7 @@ from corridor.crypto.datakey import (
     unwrap_data_key,
     wrap_data_key,
 )
-from corridor.errors import CryptoError, KeyFileError, KeyNotFound, KeyProviderUnavailable
+from corridor.core.errors import CryptoError, KeyFileError, KeyNotFound, KeyProviderUnavailable
 
 _ZONE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 

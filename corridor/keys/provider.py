@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from corridor.crypto.datakey import DataKey, WrappedKey
+from corridor.core.crypto.datakey import DataKey, WrappedKey
 
 
 @runtime_checkable

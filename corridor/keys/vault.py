@@ -29,9 +29,9 @@ import hvac
 import hvac.exceptions as hvac_errors
 import requests
 
-from corridor.crypto.datakey import KEY_BYTES, DataKey, WrappedKey
-from corridor.crypto.secret import SecretBytes
-from corridor.errors import (
+from corridor.core.crypto.datakey import KEY_BYTES, DataKey, WrappedKey
+from corridor.core.crypto.secret import SecretBytes
+from corridor.core.errors import (
     CryptoError,
     KeyNotFound,
     KeyProviderUnavailable,

@@ -13,7 +13,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corridor.errors import ConfigError
+from corridor.core.errors import ConfigError
 
 
 class Secret(str):

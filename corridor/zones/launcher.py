@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from corridor.errors import ZoneError
+from corridor.core.errors import ZoneError
 from corridor.zones.credentials import Credentials, load_or_create_credentials
 from corridor.zones.properties import log4j2_properties, server_properties
 from corridor.zones.tls import ensure_zone_tls
@@ -48,7 +48,7 @@ STOP_TIMEOUT_S = 30.0
 class ZoneSpec:
     """Where a local zone listens. The controller listens on ``port + 1``; a second
     client listener for fault tests on ``port + 2``, advertised as ``port + 3`` (where a
-    ``corridor.chaos.proxy.FaultProxy`` forwards to ``port + 2`` while a test runs)."""
+    ``corridor.dev.chaos.proxy.FaultProxy`` forwards to ``port + 2`` while a test runs)."""
 
     name: str
     port: int

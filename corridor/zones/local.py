@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from corridor.errors import ZoneError
+from corridor.core.errors import ZoneError
 from corridor.kafka.clients import Endpoint, answers_metadata, tls_enabled
 from corridor.zones.credentials import Credentials, load_or_create_credentials
 from corridor.zones.launcher import Launcher, ZoneSpec, default_specs

@@ -3,7 +3,7 @@
 Each scenario has a short variant (``make test``) and, where length matters, a long one
 marked ``chaos`` (``make chaos``); ``SHORT``/``LONG`` parametrize them. Figures for the
 report go to ``$CORRIDOR_CHAOS_OUT/<name>.json`` when that variable is set (the
-``make chaos`` runner sets it; ``corridor.chaos.report`` merges the files).
+``make chaos`` runner sets it; ``corridor.dev.chaos.report`` merges the files).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from corridor import topics
+from corridor.core import topics
 from corridor.kafka.io import endpoint_of, read_to_end
 from corridor.keys.local import LocalKeyring
 from corridor.zones import local
@@ -53,7 +53,7 @@ def record_figures(name: str, **figures: Any) -> None:
 def corridor(zones, tmp_path: Path, partitions: int = 3, edit=None) -> Iterator[CorridorEnv]:
     """A provisioned throwaway corridor (``edit`` may rewrite its YAML text first)."""
     from corridor.commands.provision import provision_topics
-    from corridor.config import load_config
+    from corridor.core.config import load_config
 
     env = make_corridor(zones, tmp_path)
     if edit is not None:
@@ -69,7 +69,7 @@ def corridor(zones, tmp_path: Path, partitions: int = 3, edit=None) -> Iterator[
 
 def _drop(zones, env: CorridorEnv) -> None:
     """Delete the test's topics; a broker just restarted may need a moment to answer."""
-    from corridor.errors import KafkaUnavailable
+    from corridor.core.errors import KafkaUnavailable
 
     for attempt in range(3):
         try:

@@ -12,9 +12,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from corridor.config import Config, load_config
+from corridor.core.config import Config, load_config
+from corridor.core.topics import topic_plan
 from corridor.kafka import admin as kadmin
-from corridor.topics import topic_plan
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from corridor import topics
+from corridor.core import topics
+from corridor.core.verify import VerifyReport
+from corridor.dev.sample import generate_records
 from corridor.kafka.io import PlainProducer, endpoint_of, watermarks
 from corridor.kafka.offsets import OffsetReader
 from corridor.kafka.verify_reader import read_verify_input
-from corridor.sample import generate_records
-from corridor.verify import VerifyReport
 
 from .corridor_env import REPO, CorridorEnv
 
@@ -46,7 +46,7 @@ class Processor:
 
     def __init__(self, env: CorridorEnv, log_dir: Path, name: str, *args: str) -> None:
         self.log_path = log_dir / f"processor-{name}.log"
-        self.log_file = open(self.log_path, "ab")
+        self.log_file = open(self.log_path, "ab")  # noqa: SIM115 (closed in close())
         cmd = [sys.executable, "-m", "corridor.cli", "run", "--config", str(env.path),
                "--corridor", env.name, "--instance", name, *args]
         environment = {**os.environ, "CORRIDOR_HOME": str(REPO), "CORRIDOR_LOG_JSON": "1"}

@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
-from corridor import acl, topics
-from corridor.config import Config, load_config
+from corridor.core import acl, topics
+from corridor.core.config import Config, load_config
+from corridor.core.topics import topic_plan
+from corridor.dev.sample import generate_records
 from corridor.kafka import admin as kadmin
 from corridor.kafka.acl_sync import drop_principals, sync_acls
 from corridor.kafka.clients import client_config
 from corridor.kafka.io import endpoint_of
 from corridor.keys.local import LocalKeyring
-from corridor.sample import generate_records
 from corridor.sdk import CorridorConsumer
-from corridor.topics import topic_plan
 from corridor.zones.credentials import Credentials, Principal, Secret, load_or_create_credentials
 
 from .corridor_env import REPO

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from corridor import topics
-from corridor.codec import decode_avro
+from corridor.core import topics
+from corridor.core.codec import decode_avro
+from corridor.core.schema import SchemaStore
+from corridor.dev.sample import generate_records
 from corridor.keys.local import LocalKeyring
-from corridor.sample import generate_records
-from corridor.schema import SchemaStore
 from corridor.sdk import CorridorConsumer, ParkProducer
 
 from .corridor_env import drop_topics, make_corridor

@@ -11,12 +11,12 @@ from collections import Counter
 
 import pytest
 
-from corridor import topics
-from corridor.chaos.fuzz import run_fuzz
+from corridor.core import topics
+from corridor.core.pipeline import MAX_RECORD_BYTES
+from corridor.core.schema import MAGIC, frame, load_schema
+from corridor.dev.chaos.fuzz import run_fuzz
+from corridor.dev.sample import SCHEMAS, encode, generate_records, generate_rows
 from corridor.kafka.io import PlainProducer, endpoint_of, read_to_end
-from corridor.pipeline import MAX_RECORD_BYTES
-from corridor.sample import SCHEMAS, encode, generate_records, generate_rows
-from corridor.schema import MAGIC, frame, load_schema
 
 from .chaos_env import assert_exactly_once, corridor, record_figures, variants
 from .processor_env import DATASET, Processor, verify

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from corridor.config import load_config
+from corridor.core.config import load_config
 
 from .corridor_env import REPO
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from corridor import topics
+from corridor.core import topics
 from corridor.kafka.topic_config import set_topic_config
 
 from .chaos_env import (

@@ -17,14 +17,14 @@ from typing import Any
 import fastavro
 import pytest
 
-from corridor import topics
-from corridor.chaos.proxy import FaultProxy
-from corridor.errors import KeyNotFound, WrongKey
+from corridor.core import topics
+from corridor.core.errors import KeyNotFound, WrongKey
+from corridor.core.schema import unframe
+from corridor.dev.chaos.proxy import FaultProxy
 from corridor.kafka.io import endpoint_of, read_to_end
 from corridor.kafka.keys_topic import published_keys
 from corridor.keys.local import LocalKeyring
 from corridor.keys.vault import VaultTransit
-from corridor.schema import unframe
 from corridor.sdk import CorridorConsumer
 
 from .bao_env import TOKEN, bao_server  # noqa: F401  (fixture bao_url)

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from corridor.chaos.proxy import FaultProxy
-from corridor.config import load_config
+from corridor.core.config import load_config
+from corridor.dev.chaos.proxy import FaultProxy
 from corridor.zones.launcher import default_specs
 
 from .chaos_env import (

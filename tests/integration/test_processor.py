@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from corridor import topics
+from corridor.core import topics
 from corridor.kafka.io import endpoint_of, read_to_end
 from corridor.keys.local import LocalKeyring
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from corridor.commands.provision import provision_topics
-from corridor.topics import topic_plan
+from corridor.core.topics import topic_plan
 
 from .corridor_env import drop_topics, make_corridor
 

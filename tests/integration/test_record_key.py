@@ -9,17 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from corridor import topics
-from corridor.config import load_config
+from corridor.core import topics
+from corridor.core.config import load_config
+from corridor.core.model import Lineage
+from corridor.dev.sample import encode, generate_rows
 from corridor.kafka import admin as kadmin
 from corridor.kafka.io import PlainProducer, endpoint_of, read_to_end
-from corridor.model import Lineage
-from corridor.sample import encode, generate_rows
 
 from .corridor_env import REPO
 from .processor_env import DATASET, Processor, wait_until
@@ -113,7 +114,7 @@ def env(zones, tmp_path):
 
 def _produce(config, origin: str, admin) -> dict[str, tuple[bytes, int, int]]:
     """COUNT records keyed by their national id; lineage -> (key, partition, timestamp)."""
-    from corridor.sample import _schema
+    from corridor.dev.sample import _schema
 
     schema = _schema(DATASET)
     rows = generate_rows(DATASET, COUNT, seed=11, withheld_share=0.0)
@@ -121,9 +122,12 @@ def _produce(config, origin: str, admin) -> dict[str, tuple[bytes, int, int]]:
     producer = PlainProducer(endpoint_of(config, origin), admin)
     source = topics.outbound(origin, DATASET)
     sent = {}
+    base = int(time.time() * 1000) - 3_600_000
     for i, (row, key) in enumerate(zip(rows, ids, strict=True)):
         row.update(national_id=key.decode(), consent=True)
-        partition, stamp = i % SOURCE_PARTITIONS, 1_500_000_000_000 + 7919 * i
+        # Event times an hour back, distinct per record (far older ones would be deleted by
+        # the topics' time retention before the corridor reads them: CreateTime counts).
+        partition, stamp = i % SOURCE_PARTITIONS, base + 1_009 * i
         producer.produce(source, encode(row, schema), key,
                          [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
                                           b"-01"),

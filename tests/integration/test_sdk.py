@@ -6,17 +6,17 @@ import json
 
 import pytest
 
-from corridor import pipeline, topics
-from corridor.codec import decode_avro
-from corridor.crypto import KeyRing
-from corridor.errors import SchemaError, WrongKey
+from corridor.core import pipeline, topics
+from corridor.core.codec import decode_avro
+from corridor.core.crypto import KeyRing
+from corridor.core.errors import SchemaError, WrongKey
+from corridor.core.model import Lineage, RawMessage
+from corridor.core.plan import build_plan
+from corridor.core.schema import SchemaStore
+from corridor.dev.sample import generate_rows
 from corridor.kafka.io import TransactionalWriter, endpoint_of, read_to_end
 from corridor.kafka.sink import OutMessage
 from corridor.keys.local import LocalKeyring
-from corridor.model import Lineage, RawMessage
-from corridor.plan import build_plan
-from corridor.sample import generate_rows
-from corridor.schema import SchemaStore
 from corridor.sdk import CorridorConsumer, ParkProducer
 
 from .corridor_env import drop_topics, make_corridor

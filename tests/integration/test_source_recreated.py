@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from corridor import topics
 from corridor.commands.provision import provision_topics
+from corridor.core import topics
 from corridor.kafka import admin as kadmin
 from corridor.kafka.io import endpoint_of, watermarks
 

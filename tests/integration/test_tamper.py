@@ -8,11 +8,11 @@ import io
 import fastavro
 import pytest
 
-from corridor import topics
-from corridor.errors import ContextMismatch, TamperedCiphertext
+from corridor.core import topics
+from corridor.core.errors import ContextMismatch, TamperedCiphertext
+from corridor.core.schema import frame, unframe
 from corridor.kafka.io import PlainProducer, endpoint_of, read_to_end
 from corridor.keys.local import LocalKeyring
-from corridor.schema import frame, unframe
 from corridor.sdk import CorridorConsumer
 
 from .chaos_env import corridor, record_figures

@@ -10,8 +10,8 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 
-from corridor.crypto import KeyRing, WrappedKey, decrypt_column
-from corridor.errors import (
+from corridor.core.crypto import KeyRing, WrappedKey, decrypt_column
+from corridor.core.errors import (
     KeyNotFound,
     KeyProviderUnavailable,
     TamperedCiphertext,

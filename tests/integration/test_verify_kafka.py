@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from corridor import topics
 from corridor.commands.verify import verify as verify_command
+from corridor.core import topics
+from corridor.dev.sample import generate_records
 from corridor.kafka.io import PlainProducer, TransactionalWriter, endpoint_of
 from corridor.kafka.offsets import OffsetReader, encode_offset, offset_key, offset_partition
 from corridor.kafka.sink import OutMessage
 from corridor.kafka.verify_reader import read_verify_input
-from corridor.sample import generate_records
 
 from .corridor_env import drop_topics, make_corridor
 

@@ -24,7 +24,7 @@ from collections import Counter
 
 import pytest
 
-from corridor import topics
+from corridor.core import topics
 from corridor.kafka.io import endpoint_of, read_to_end
 
 from .chaos_env import (

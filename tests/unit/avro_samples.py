@@ -40,7 +40,8 @@ ALL_TYPES: dict[str, Any] = {
         {"name": "ts_us", "type": {"type": "long", "logicalType": "timestamp-micros"}},
         {"name": "day", "type": {"type": "int", "logicalType": "date"}},
         {"name": "dec", "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2}},
-        {"name": "decf", "type": {"type": "fixed", "name": "Dec8", "size": 8, "logicalType": "decimal", "precision": 12, "scale": 3}},
+        {"name": "decf", "type": {"type": "fixed", "name": "Dec8", "size": 8,
+                                  "logicalType": "decimal", "precision": 12, "scale": 3}},
         {"name": "id", "type": {"type": "string", "logicalType": "uuid"}},
     ],
 }

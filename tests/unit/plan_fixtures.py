@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corridor.config import Config, load_config
-from corridor.crypto import DataKey, FieldCipher, new_data_key
-from corridor.model import Lineage, RawMessage
-from corridor.plan import CorridorPlan, build_plan
+from corridor.core.config import Config, load_config
+from corridor.core.crypto import DataKey, FieldCipher, new_data_key
+from corridor.core.model import Lineage, RawMessage
+from corridor.core.plan import CorridorPlan, build_plan
 
 REPO = Path(__file__).resolve().parents[2]
 SHIP = REPO / "schemas" / "trade" / "shipment.avsc"

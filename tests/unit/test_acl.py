@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from corridor import acl
-from corridor.acl import ZoneGrant
-from corridor.config import load_config
+from corridor.core import acl
+from corridor.core.acl import ZoneGrant
+from corridor.core.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

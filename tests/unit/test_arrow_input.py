@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corridor.arrow_batches import arrow_rows, ipc_messages, read_arrow, row_slices
-from corridor.arrow_input import conform
-from corridor.codec import decode_avro, from_ipc, to_ipc
-from corridor.config import Config
-from corridor.model import Lineage, RawMessage
-from corridor.pipeline import LINEAGE_OFFSET, LINEAGE_ROW, process
-from corridor.sample import encode, generate_rows
-from corridor.schema import SchemaStore
-from corridor.verify import verify
+from corridor.core.codec import decode_avro, from_ipc, to_ipc
+from corridor.core.codec.arrow_batches import arrow_rows, ipc_messages, read_arrow, row_slices
+from corridor.core.codec.arrow_input import conform
+from corridor.core.config import Config
+from corridor.core.model import Lineage, RawMessage
+from corridor.core.pipeline import LINEAGE_OFFSET, LINEAGE_ROW, process
+from corridor.core.schema import SchemaStore
+from corridor.core.verify import verify
+from corridor.dev.sample import encode, generate_rows
 from tests.unit.plan_fixtures import load, plan_for
 
 DATASET = "trade.shipment"
@@ -113,7 +113,7 @@ def test_arrow_in_arrow_out_carries_rows(config: Config) -> None:
     result.check()
     out = from_ipc(result.delivered[0].value)
     assert LINEAGE_ROW in out.schema.names
-    pairs = list(zip(out.column(LINEAGE_OFFSET).to_pylist(), out.column(LINEAGE_ROW).to_pylist()))
+    pairs = list(zip(out.column(LINEAGE_OFFSET).to_pylist(), out.column(LINEAGE_ROW).to_pylist(), strict=False))
     assert [Lineage(dp.source_topic, 1, o, r) for o, r in pairs] == \
         result.delivered[0].lineages()
 

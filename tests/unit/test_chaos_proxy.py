@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from corridor.chaos.proxy import FaultProxy
+from corridor.dev.chaos.proxy import FaultProxy
 
 
 @pytest.fixture

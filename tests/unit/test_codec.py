@@ -1,4 +1,4 @@
-"""codec.py: strict decoding with specific reasons, verified fast path, encoding, IPC."""
+"""corridor.core.codec: strict decoding with specific reasons, verified fast path, encoding, IPC."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corridor.codec import decode_avro, decode_strategy, encode_avro, from_ipc, to_ipc
-from corridor.errors import DecodeError, SchemaError
-from corridor.schema import AvroSchema, SchemaStore, frame, parse_schema
+from corridor.core.codec import decode_avro, decode_strategy, encode_avro, from_ipc, to_ipc
+from corridor.core.errors import DecodeError, SchemaError
+from corridor.core.schema import AvroSchema, SchemaStore, frame, parse_schema
 from tests.unit.avro_samples import (
     ALL_TYPES,
     NO_MAP,
@@ -250,7 +250,7 @@ def test_property_garbage_never_crashes_and_is_accounted(items: list[Any], tail:
     assert len(got.rows) + len(got.errors) == len(values)
     assert sorted(got.rows + [i for i, _ in got.errors]) == list(range(len(values)))
     assert got.batch.num_rows == len(got.rows)
-    for row, i in zip(got.batch.to_pylist(), got.rows):
+    for row, i in zip(got.batch.to_pylist(), got.rows, strict=False):
         value = values[i]
         assert value is not None and value in good  # garbage never decodes as a record
         assert row == pa.RecordBatch.from_pylist(_fastavro_rows(s, [value]), schema=s.arrow).to_pylist()[0]

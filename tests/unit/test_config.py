@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from corridor.commands.validate import validate
-from corridor.config import Config, FieldClass, RecordKind, Transform, WireFormat, load_config
-from corridor.errors import ConfigError, ConfigErrors
+from corridor.core.config import Config, FieldClass, RecordKind, Transform, WireFormat, load_config
+from corridor.core.errors import ConfigError, ConfigErrors
 
 REPO = Path(__file__).resolve().parents[2]
 SHIP = REPO / "schemas" / "trade" / "shipment.avsc"

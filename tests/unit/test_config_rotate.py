@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from corridor.config import load_config
-from corridor.keys.rotation import RotationSchedule, rotation_for, schedule_from_flags
+from corridor.core.config import load_config
+from corridor.core.config.rotation import RotationSchedule, rotation_for, schedule_from_flags
 from tests.unit.test_config import BASE, REPO, edit, errors_of, load_text, only_error
 
 # BASE has no encrypting transform; this one encrypts, with `rotate` on line 20.

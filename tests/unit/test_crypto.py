@@ -1,4 +1,4 @@
-"""corridor.crypto: round trips, the four decryption errors, nonces, limits, rotation."""
+"""corridor.core.crypto: round trips, the four decryption errors, nonces, limits, rotation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corridor.crypto import (
+from corridor.core.crypto import (
     FieldCipher,
     Kek,
     KeyRing,
@@ -25,7 +25,7 @@ from corridor.crypto import (
     unwrap_data_key,
     wrap_data_key,
 )
-from corridor.errors import (
+from corridor.core.errors import (
     ContextMismatch,
     CryptoError,
     KeyNotFound,

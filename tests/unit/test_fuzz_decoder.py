@@ -3,10 +3,10 @@ and `make chaos`), and the helpers the fuzz report uses."""
 
 from __future__ import annotations
 
-from corridor.chaos.fuzz import check_decoded, reason_kind, run_fuzz
-from corridor.codec import decode_avro
-from corridor.sample import SCHEMAS, generate_records
-from corridor.schema import SchemaStore, load_schema
+from corridor.core.codec import decode_avro
+from corridor.core.schema import SchemaStore, load_schema
+from corridor.dev.chaos.fuzz import check_decoded, reason_kind, run_fuzz
+from corridor.dev.sample import SCHEMAS, generate_records
 
 
 def test_short_fuzz_run_finds_no_crash_hang_or_broken_invariant() -> None:

@@ -12,21 +12,21 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from corridor import topics
 from corridor.commands.keys import keys as keys_cli
 from corridor.commands.keys import parse_duration
-from corridor.crypto import DataKey, KeyRing, RotationPolicy, WrappedKey
-from corridor.errors import CryptoError, KeyProviderUnavailable
-from corridor.keys import LocalKeyring
-from corridor.keys.rotation import (
+from corridor.core import topics
+from corridor.core.config.rotation import RotationSchedule
+from corridor.core.crypto import DataKey, KeyRing, RotationPolicy, WrappedKey
+from corridor.core.crypto.rotation import (
     RETIRE,
     ROTATE,
     ControlCommand,
-    RotationSchedule,
     latest_epoch,
     plan_retirement,
 )
-from corridor.processor_keys import KeyPublisher
+from corridor.core.errors import CryptoError, KeyProviderUnavailable
+from corridor.keys import LocalKeyring
+from corridor.processor.keys import KeyPublisher
 
 # -- schedule ------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ def test_rotate_and_retire_are_cli_commands() -> None:
 
 
 def test_control_topic_is_planned_in_destination() -> None:
-    from corridor.config import load_config
+    from corridor.core.config import load_config
 
     config = load_config(Path(__file__).resolve().parents[2] / "corridors.yaml")
     plans = topics.topic_plan(config)

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from corridor.commands.keys import keys as keys_cli
-from corridor.crypto import KeyRing, decrypt_column, new_data_key
-from corridor.errors import (
+from corridor.core.crypto import KeyRing, decrypt_column, new_data_key
+from corridor.core.errors import (
     ContextMismatch,
     CryptoError,
     KeyFileError,

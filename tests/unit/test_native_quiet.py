@@ -8,7 +8,7 @@ import sys
 
 SCRIPT = r"""
 import os
-from corridor.native_quiet import quiet_panics
+from corridor.core.codec.native_quiet import quiet_panics
 with quiet_panics():
     os.write(2, b"thread '<unnamed>' panicked at crates/x.rs:1:2:\n")
     os.write(2, b"range end index 99 out of range for slice of length 3\n")
@@ -29,10 +29,10 @@ def test_panic_lines_are_dropped_and_the_rest_is_kept() -> None:
 
 def test_a_decoder_batch_with_a_huge_length_prints_nothing_and_quarantines() -> None:
     script = r"""
-from corridor.sample import generate_records
-from corridor.codec import decode_avro
-from corridor.schema import SchemaStore, load_schema
-from corridor.sample import SCHEMAS
+from corridor.dev.sample import generate_records
+from corridor.core.codec import decode_avro
+from corridor.core.schema import SchemaStore, load_schema
+from corridor.dev.sample import SCHEMAS
 s = load_schema(SCHEMAS / "trade" / "shipment.avsc")
 values = generate_records("trade.shipment", 40, seed=3)
 # A huge length right after the 10-byte header: polars panics on this block.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from corridor.errors import SourceRecreated
+from corridor.core.errors import SourceRecreated
 from corridor.kafka.offsets import StoredOffset, decode_stored, encode_offset
 
 

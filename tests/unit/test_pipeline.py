@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corridor.bench.reference import process_reference
-from corridor.codec import from_ipc
-from corridor.config import Config
-from corridor.crypto import decrypt_batch_column, decrypt_column
-from corridor.model import Lineage, Outcome
-from corridor.pipeline import LINEAGE_OFFSET, BatchResult, process
-from corridor.plan import CorridorPlan
-from corridor.policy.values import pseudonym
-from corridor.sample import encode, generate_records, generate_rows
+from corridor.core.codec import from_ipc
+from corridor.core.config import Config
+from corridor.core.crypto import decrypt_batch_column, decrypt_column
+from corridor.core.model import Lineage, Outcome
+from corridor.core.pipeline import LINEAGE_OFFSET, BatchResult, process
+from corridor.core.plan import CorridorPlan
+from corridor.core.policy.values import pseudonym
+from corridor.dev.reference import process_reference
+from corridor.dev.sample import encode, generate_records, generate_rows
 from tests.unit.plan_fixtures import data_key, load, messages, plan_for
 
 DATASET = "trade.shipment"
@@ -147,7 +147,7 @@ def test_arrow_format_batches_per_partition(config: Config) -> None:
         )
         by_offset = {
             m.lineage.offset: r
-            for m, r in zip(msgs, rows)
+            for m, r in zip(msgs, rows, strict=False)
             if m.lineage.partition == d.lineage.partition
         }
         assert ids.to_pylist() == [by_offset[o]["national_id"] for o in offsets]
@@ -198,7 +198,7 @@ def test_pipeline_agrees_with_reference(
     assert [d.timestamp for d in fast.delivered] == [d.timestamp for d in slow.delivered]
     if corridor == "hk-eu":  # arrow messages carry their rows' keys in a column (below)
         assert [d.key for d in fast.delivered] == [d.key for d in slow.delivered]
-    for f, s in zip(fast.delivered, slow.delivered):
+    for f, s in zip(fast.delivered, slow.delivered, strict=False):
         if corridor == "hk-eu":  # everything but the randomly encrypted e-mail is byte-equal
             fb, sb = body(f.value, plan), body(s.value, plan)
             assert (fb["contact_email"] is None) == (sb["contact_email"] is None)

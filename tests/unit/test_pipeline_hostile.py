@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from corridor.config import Config, load_config
-from corridor.pipeline import MAX_RECORD_BYTES, process
-from corridor.sample import encode, generate_rows
-from corridor.schema import load_schema
+from corridor.core.config import Config, load_config
+from corridor.core.pipeline import MAX_RECORD_BYTES, process
+from corridor.core.schema import load_schema
+from corridor.dev.sample import encode, generate_rows
 from tests.unit.plan_fixtures import CONFIG, SHIP, messages, plan_for
 
 DATASET = "trade.shipment"

@@ -8,10 +8,10 @@ from types import MappingProxyType
 
 import pytest
 
-from corridor.config import FieldClass, Transform, WireFormat
-from corridor.crypto import FieldCipher, KeyRing
-from corridor.errors import PlanError
-from corridor.plan import build_plan
+from corridor.core.config import FieldClass, Transform, WireFormat
+from corridor.core.crypto import FieldCipher, KeyRing
+from corridor.core.errors import PlanError
+from corridor.core.plan import build_plan
 from tests.unit.plan_fixtures import SECRET, data_key, load, plan_for
 
 

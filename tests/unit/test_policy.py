@@ -10,19 +10,19 @@ import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corridor.config import RecordKind, Transform
-from corridor.crypto import FieldCipher, decrypt_column
-from corridor.policy import (
+from corridor.core.config import RecordKind, Transform
+from corridor.core.crypto import FieldCipher, decrypt_column
+from corridor.core.policy import (
     TransformContext,
     apply_transforms,
     important_mask,
     validate_reasons,
     withhold_reasons,
 )
-from corridor.policy.transform import replace_path
-from corridor.policy.values import mask_column, mask_value, pseudonym, pseudonymize_column
-from corridor.rules import compile_rule
-from corridor.schema import parse_schema
+from corridor.core.policy.transform import replace_path
+from corridor.core.policy.values import mask_column, mask_value, pseudonym, pseudonymize_column
+from corridor.core.rules import compile_rule
+from corridor.core.schema import parse_schema
 from tests.unit.plan_fixtures import data_key
 
 SCHEMA = parse_schema(

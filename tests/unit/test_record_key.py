@@ -7,17 +7,17 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from corridor.codec import from_ipc
-from corridor.config import Config, KeyTreatment, load_config
-from corridor.crypto import FieldCipher, decrypt_column
-from corridor.errors import ConfigErrors
-from corridor.model import Lineage, RawMessage
-from corridor.pipeline import HEADERS_COLUMN, KEY_COLUMN, TIMESTAMP_COLUMN, process
-from corridor.plan import build_plan
-from corridor.policy.key import KEY_FIELD, allowed_headers, key_column, outgoing_keys
-from corridor.policy.transform import TransformContext
-from corridor.policy.values import pseudonym
-from corridor.sample import encode, generate_rows
+from corridor.core.codec import from_ipc
+from corridor.core.config import Config, KeyTreatment, load_config
+from corridor.core.crypto import FieldCipher, decrypt_column
+from corridor.core.errors import ConfigErrors
+from corridor.core.model import Lineage, RawMessage
+from corridor.core.pipeline import HEADERS_COLUMN, KEY_COLUMN, TIMESTAMP_COLUMN, process
+from corridor.core.plan import build_plan
+from corridor.core.policy.key import KEY_FIELD, allowed_headers, key_column, outgoing_keys
+from corridor.core.policy.transform import TransformContext
+from corridor.core.policy.values import pseudonym
+from corridor.dev.sample import encode, generate_rows
 from tests.unit.plan_fixtures import CONFIG, SECRET, SHIP, data_key
 
 DATASET = "trade.shipment"
@@ -26,7 +26,7 @@ KEYS: list[bytes | None] = [b"D198418(7)", None, NON_UTF8, b"D198418(7)", b""]
 
 
 def _ctx(corridor: str = "hk-eu") -> TransformContext:
-    from corridor.sample import _schema
+    from corridor.dev.sample import _schema
 
     return TransformContext(corridor=corridor, dataset=DATASET, schema=_schema(DATASET),
                             cipher=FieldCipher(data_key(corridor)), pseudonym_key=SECRET)
@@ -43,7 +43,7 @@ def test_pseudonymized_keys_are_tokens_equal_for_equal_keys_and_null_stays_null(
 
 
 def test_key_token_joins_with_the_same_string_pseudonymized_in_a_field() -> None:
-    from corridor.policy.values import pseudonymize_column
+    from corridor.core.policy.values import pseudonymize_column
 
     field = pseudonymize_column(pa.array(["D198418(7)"]), SECRET).to_pylist()[0]
     assert outgoing_keys([b"D198418(7)"], KeyTreatment.PSEUDONYMIZE, _ctx())[0] == field.encode()
@@ -93,7 +93,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
 
 
 def _messages(topic: str) -> list[RawMessage]:
-    from corridor.sample import _schema
+    from corridor.dev.sample import _schema
 
     schema = _schema(DATASET)
     rows = generate_rows(DATASET, len(KEYS), seed=5, withheld_share=0.0)

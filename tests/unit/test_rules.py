@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corridor.errors import RuleError
-from corridor.rules import compile_rule
-from corridor.rules_syntax import (
+from corridor.core.errors import RuleError
+from corridor.core.rules import compile_rule
+from corridor.core.rules.syntax import (
     BoolOp,
     Compare,
     FieldRef,
@@ -361,7 +361,7 @@ def test_missing_key_in_record_reads_as_null() -> None:
 # ---------------------------------------------------------------- property: four evaluators agree
 #
 # Random rules are generated together with an oracle: a Python function written
-# here, independently of corridor.rules, from the documented semantics. Rules are
+# here, independently of corridor.core.rules, from the documented semantics. Rules are
 # printed with the fewest parentheses precedence allows (plus random extra ones),
 # so a precedence bug shows up as a disagreement with the oracle.
 

@@ -11,8 +11,8 @@ import fastavro.schema as fschema
 import pyarrow as pa
 import pytest
 
-from corridor.errors import DecodeError, SchemaError
-from corridor.schema import (
+from corridor.core.errors import DecodeError, SchemaError
+from corridor.core.schema import (
     ENUM_TYPE,
     SchemaStore,
     arrow_schema,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corridor.model import Lineage
-from corridor.verify import Gap, verify
+from corridor.core.model import Lineage
+from corridor.core.verify import Gap, verify
 
 T = "hk.outbound.trade.shipment"
 

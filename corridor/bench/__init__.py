@@ -1,1 +1,0 @@
-"""Micro benchmarks: `python -m corridor.bench.<name>`."""

@@ -1,0 +1,206 @@
+"""Who may do what: the principals of a corridor file and their least rights. Pure: no Kafka.
+
+One SCRAM principal per role (DESIGN section 11):
+
+- ``park-<zone>-<dataset>``: one per dataset a zone sends out (zone names have
+  no ``-``, so the name is unambiguous). Writes only ``<zone>.outbound.<dataset>``.
+- ``corridor-<name>``: the corridor's processor. In the origin: reads its
+  source topics as group ``corridor.<name>``, writes its withheld and
+  quarantine topics and the zone's audit topic. In the destination: writes its
+  corridor topics, its own ``_corridor.offsets.<name>`` and the shared
+  ``_corridor.schemas|keys`` under transactional ids ``corridor.<name>.*``, and
+  reads its ``_corridor.offsets.<name>`` back (with the
+  OffsetReader's random ``corridor-offset-reader-*`` group), the published data
+  keys of ``_corridor.keys`` and the operator's ``_corridor.control`` commands.
+- ``analytics-<zone>``: consumers in a destination zone. Reads the corridor
+  topics that arrive in its zone, plus ``_corridor.schemas`` and
+  ``_corridor.keys`` (the SDK needs the egress schemas, and the data keys are
+  wrapped by the zone's own KEK), in groups ``analytics-<zone>*`` or the SDK's
+  random ``corridor-reader-*`` readers. Never withheld, quarantine, audit or
+  any ``_corridor.offsets.*``.
+
+Each ``ZoneGrant`` names the zone whose cluster holds the resource. READ and
+WRITE imply DESCRIBE in Kafka; DESCRIBE is still granted explicitly so that
+the table says what each principal may see. Since KIP-679 an idempotent
+producer needs WRITE on its topics, not IDEMPOTENT_WRITE on the cluster.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from corridor.core import topics
+from corridor.core.config import Config, Corridor
+
+PARK, CORRIDOR, ANALYTICS = "park", "corridor", "analytics"
+OFFSET_READER_GROUPS = "corridor-offset-reader-"
+SDK_READER_GROUPS = "corridor-reader-"
+# The operator's commands to running processors (corridor/kafka/keys_topic.py): read by
+# every processor of the destination with a random group id.
+CONTROL_TOPIC = "_corridor.control"
+CONTROL_GROUPS = "corridor-control-"
+
+
+class _HasPrincipal(Protocol):
+    @property
+    def principal(self) -> str: ...
+
+    def __hash__(self) -> int: ...
+
+
+_G = TypeVar("_G", bound=_HasPrincipal)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ZoneGrant:
+    """ALLOW ``operation`` on a resource to ``principal``, in ``zone``'s cluster.
+
+    ``resource`` is "topic", "group" or "transactional_id"; ``prefixed`` makes
+    ``name`` a prefix pattern.
+    """
+
+    zone: str
+    principal: str
+    operation: str
+    resource: str
+    name: str
+    prefixed: bool = False
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.name}*" if self.prefixed else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class PrincipalSpec:
+    """One principal of the file: its name, role and the zone or corridor it serves."""
+
+    name: str
+    role: str
+    serves: str
+
+
+def park_principal(zone: str, dataset: str) -> str:
+    return f"park-{zone}-{dataset}"
+
+
+def corridor_principal(corridor: str) -> str:
+    return f"corridor-{corridor}"
+
+
+def analytics_principal(zone: str) -> str:
+    return f"analytics-{zone}"
+
+
+def transactional_prefix(corridor: str) -> str:
+    """Every transactional id of corridor ``corridor`` starts with this (see processor)."""
+    return f"corridor.{corridor}."
+
+
+def consumer_group(corridor: str) -> str:
+    return f"corridor.{corridor}"
+
+
+def principals(config: Config) -> list[PrincipalSpec]:
+    """Every principal the file needs, sorted by role then name."""
+    found: dict[str, PrincipalSpec] = {}
+    for c in config.corridors.values():
+        for ds in c.datasets:
+            name = park_principal(c.origin, ds)
+            found[name] = PrincipalSpec(name, PARK, f"{c.origin}:{ds}")
+        found[corridor_principal(c.name)] = PrincipalSpec(corridor_principal(c.name), CORRIDOR,
+                                                          c.name)
+        found[analytics_principal(c.destination)] = PrincipalSpec(
+            analytics_principal(c.destination), ANALYTICS, c.destination)
+    order = {PARK: 0, CORRIDOR: 1, ANALYTICS: 2}
+    return sorted(found.values(), key=lambda p: (order[p.role], p.name))
+
+
+def grants(config: Config) -> list[ZoneGrant]:
+    """The least rights of every principal of the file, sorted and without duplicates."""
+    out: set[ZoneGrant] = set()
+    for c in config.corridors.values():
+        out |= _park_grants(c)
+        out |= _corridor_grants(c)
+        out |= _analytics_grants(c)
+    return sorted(out)
+
+
+def _topic(zone: str, who: str, name: str, *operations: str) -> set[ZoneGrant]:
+    return {ZoneGrant(zone, who, op, "topic", name) for op in operations}
+
+
+def _park_grants(c: Corridor) -> set[ZoneGrant]:
+    out: set[ZoneGrant] = set()
+    for ds in c.datasets:
+        out |= _topic(c.origin, park_principal(c.origin, ds), topics.outbound(c.origin, ds),
+                      "write", "describe")
+    return out
+
+
+def _corridor_grants(c: Corridor) -> set[ZoneGrant]:
+    who, origin, dest = corridor_principal(c.name), c.origin, c.destination
+    out: set[ZoneGrant] = set()
+    # Origin: read the sources in the corridor's own group; write side outputs.
+    for ds in c.datasets:
+        out |= _topic(origin, who, topics.outbound(origin, ds), "read", "describe")
+    out.add(ZoneGrant(origin, who, "read", "group", consumer_group(c.name)))
+    for side in (topics.withheld(c), topics.quarantine(c), topics.audit(origin)):
+        out |= _topic(origin, who, side, "write", "describe")
+    # Destination: transactional writes of the corridor topics and the catalog.
+    for ds in c.datasets:
+        out |= _topic(dest, who, topics.corridor_topic(origin, dest, ds), "write", "describe")
+    for internal in (topics.offsets_topic(c.name), topics.SCHEMAS, topics.KEYS):
+        out |= _topic(dest, who, internal, "write", "describe")
+    # Read back: its stored offsets, the published data keys (key epochs), operator commands.
+    out |= _topic(dest, who, topics.offsets_topic(c.name), "read")
+    out |= _topic(dest, who, topics.KEYS, "read")
+    out |= _topic(dest, who, CONTROL_TOPIC, "read", "describe")
+    for prefix in (OFFSET_READER_GROUPS, SDK_READER_GROUPS, CONTROL_GROUPS):
+        out.add(ZoneGrant(dest, who, "read", "group", prefix, prefixed=True))
+    for op in ("write", "describe"):
+        out.add(ZoneGrant(dest, who, op, "transactional_id", transactional_prefix(c.name),
+                          prefixed=True))
+    return out
+
+
+def _analytics_grants(c: Corridor) -> set[ZoneGrant]:
+    dest = c.destination
+    who = analytics_principal(dest)
+    out: set[ZoneGrant] = set()
+    for ds in c.datasets:
+        out |= _topic(dest, who, topics.corridor_topic(c.origin, dest, ds), "read", "describe")
+    for catalog in (topics.SCHEMAS, topics.KEYS):
+        out |= _topic(dest, who, catalog, "read", "describe")
+    for prefix in (f"{who}", SDK_READER_GROUPS):
+        out.add(ZoneGrant(dest, who, "read", "group", prefix, prefixed=True))
+    return out
+
+
+def by_principal(granted: Iterable[ZoneGrant]) -> dict[str, list[ZoneGrant]]:
+    """Grants grouped by principal (each list sorted)."""
+    out: dict[str, list[ZoneGrant]] = defaultdict(list)
+    for g in sorted(granted):
+        out[g.principal].append(g)
+    return dict(out)
+
+
+def describe(grant: ZoneGrant) -> str:
+    """``write topic hk.outbound.trade.shipment`` (a prefix ends in ``*``)."""
+    return f"{grant.operation} {grant.resource} {grant.pattern}"
+
+
+def changes(desired: Iterable[_G], existing: Iterable[_G],
+            managed: Iterable[str]) -> tuple[list[_G], list[_G]]:
+    """(to add, to remove) to turn ``existing`` into ``desired`` for ``managed`` principals.
+
+    Grants of principals this file does not manage (other files, operators,
+    tests) are never removed.
+    """
+    want, have, ours = set(desired), set(existing), set(managed)
+    add = sorted(want - have, key=repr)
+    remove = sorted((g for g in have - want if g.principal in ours), key=repr)
+    return add, remove

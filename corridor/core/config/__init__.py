@@ -1,0 +1,39 @@
+"""The corridor file -> a frozen, typed model, validated once at load.
+
+model: the values (Config, Zone, Dataset, Corridor, ...); load: ``load_config``;
+document: YAML with line numbers; datasets, corridors, policy: one section each;
+rotation: a corridor's key-rotation schedule. Modules of this package import
+``.model``, never the package (that is what keeps them acyclic).
+"""
+
+from corridor.core.config.load import load_config
+from corridor.core.config.model import (
+    BatchSettings,
+    Config,
+    Corridor,
+    Dataset,
+    FieldClass,
+    KeysConfig,
+    KeyTreatment,
+    RecordClass,
+    RecordKind,
+    Transform,
+    WireFormat,
+    Zone,
+)
+
+__all__ = [
+    "BatchSettings",
+    "Config",
+    "Corridor",
+    "Dataset",
+    "FieldClass",
+    "KeyTreatment",
+    "KeysConfig",
+    "RecordClass",
+    "RecordKind",
+    "Transform",
+    "WireFormat",
+    "Zone",
+    "load_config",
+]

@@ -1,0 +1,195 @@
+"""The corridor file loader: top level and zones. Datasets and corridors have their own modules.
+
+Each section builder returns only the entries that are valid, plus the names
+declared (valid or not), so a reference to a declared-but-broken zone or
+dataset is not reported a second time as "unknown".
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import MappingProxyType
+
+from corridor.core.config.corridors import build_corridors
+from corridor.core.config.datasets import build_datasets
+from corridor.core.config.document import (
+    MapView,
+    Problems,
+    as_map,
+    describe,
+    load_document,
+    text_value,
+)
+from corridor.core.config.model import Config, KeysConfig, Zone
+
+TOP_KEYS = ("zones", "datasets", "corridors")
+ZONE_KEYS = ("bootstrap", "jurisdiction", "keys", "description")
+LOCAL_KEYS = ("provider", "path")
+VAULT_KEYS = ("provider", "addr", "mount", "transit_key", "token_env")
+
+# A zone name is part of topic names (`hk.outbound.x`, `corridor.hk-eu.x`): no dots or dashes.
+ZONE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
+
+
+def load(path: Path) -> Config:
+    """See corridor.core.config.load_config."""
+    top, problems = load_document(path)
+    if top is None:
+        problems.raise_if_any()
+        raise AssertionError("load_document returned no document and no problem")
+    top.check_keys(TOP_KEYS, problems)
+    sections: dict[str, MapView | None] = {}
+    for key in TOP_KEYS:
+        if key not in top.data:
+            problems.add(None, key, f"missing top-level key '{key}'")
+            sections[key] = None
+        else:
+            sections[key] = as_map(
+                top.data[key],
+                key,
+                top.key_line(key),
+                f"a mapping of {key[:-1]} names to settings",
+                problems,
+            )
+    zones_view = sections["zones"]
+    zones = build_zones(zones_view, path.parent, problems)
+    zone_names = set(map(str, zones_view.data)) if zones_view is not None else set()
+    datasets, dataset_names = build_datasets(sections["datasets"], path.parent, problems)
+    corridors = build_corridors(
+        sections["corridors"], zones, zone_names, datasets, dataset_names, problems
+    )
+    problems.raise_if_any()
+    return Config(
+        path, MappingProxyType(zones), MappingProxyType(datasets), MappingProxyType(corridors)
+    )
+
+
+def build_zones(section: MapView | None, base: Path, problems: Problems) -> dict[str, Zone]:
+    """Valid zones by name; invalid ones are reported and left out."""
+    zones: dict[str, Zone] = {}
+    if section is None:
+        return zones
+    for name in section.data:
+        key = str(name)
+        if not ZONE_NAME.match(key):
+            problems.add(
+                section.key_line(name),
+                section.child(key),
+                f"bad zone name '{key}' (expected lowercase letters, digits, '_')",
+            )
+        view = as_map(
+            section.data[name],
+            section.child(key),
+            section.key_line(name),
+            "zone settings {bootstrap, jurisdiction}",
+            problems,
+        )
+        zone = _build_zone(key, view, base, problems) if view is not None else None
+        if zone is not None and ZONE_NAME.match(key):
+            zones[key] = zone
+    return zones
+
+
+def _build_zone(name: str, view: MapView, base: Path, problems: Problems) -> Zone | None:
+    before = len(problems.errors)
+    view.check_keys(ZONE_KEYS, problems)
+    bootstrap = text_value(view, "bootstrap", problems, "host:port[,host:port...]")
+    if bootstrap is not None and not _bootstrap_ok(bootstrap):
+        problems.add(
+            view.value_line("bootstrap"),
+            view.child("bootstrap"),
+            f"bad bootstrap '{bootstrap}' (expected host:port[,host:port...], port 1-65535)",
+        )
+    jurisdiction = text_value(
+        view, "jurisdiction", problems, "a jurisdiction code such as HK, EU, SG"
+    )
+    if jurisdiction is not None and not JURISDICTION.match(jurisdiction):
+        problems.add(
+            view.value_line("jurisdiction"),
+            view.child("jurisdiction"),
+            f"bad jurisdiction '{jurisdiction}' (expected a code such as HK, EU, SG, CN-GD)",
+        )
+    keys = _build_keys(name, view, base, problems)
+    if len(problems.errors) > before or bootstrap is None or jurisdiction is None or keys is None:
+        return None
+    return Zone(name, bootstrap, jurisdiction, keys)
+
+
+def _bootstrap_ok(text: str) -> bool:
+    for server in text.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not HOST.match(host) or not port.isdigit() or not 0 < int(port) < 65536:
+            return False
+    return True
+
+
+def _build_keys(zone: str, view: MapView, base: Path, problems: Problems) -> KeysConfig | None:
+    """The zone's key provider; default: a local keyring under .corridor/keys/<zone>."""
+    if "keys" not in view.data:
+        return KeysConfig("local", path=base / ".corridor" / "keys" / zone)
+    keys = as_map(
+        view.data["keys"],
+        view.child("keys"),
+        view.key_line("keys"),
+        "key provider settings {provider: local|vault, ...}",
+        problems,
+    )
+    if keys is None:
+        return None
+    provider = keys.data.get("provider", "local")
+    if provider == "local":
+        keys.check_keys(LOCAL_KEYS, problems)
+        where = keys.data.get("path", f".corridor/keys/{zone}")
+        if not isinstance(where, str) or not where.strip():
+            problems.add(
+                keys.value_line("path"),
+                keys.child("path"),
+                f"expected a directory path, got {describe(where)}",
+            )
+            return None
+        return KeysConfig("local", path=base / where)
+    if provider == "vault":
+        return _build_vault(zone, keys, problems)
+    problems.add(
+        keys.value_line("provider"),
+        keys.child("provider"),
+        f"unknown key provider {describe(provider)} (expected local or vault)",
+    )
+    return None
+
+
+def _build_vault(zone: str, keys: MapView, problems: Problems) -> KeysConfig | None:
+    keys.check_keys(VAULT_KEYS, problems)
+    addr = text_value(keys, "addr", problems, "the Vault/OpenBao address, http(s)://host:port")
+    if addr is not None and not re.match(r"^https?://[^\s/]+", addr):
+        problems.add(
+            keys.value_line("addr"),
+            keys.child("addr"),
+            f"bad Vault address '{addr}' (expected http(s)://host:port)",
+        )
+        return None
+    options: dict[str, str | None] = {}
+    for key in ("mount", "transit_key", "token_env"):
+        if key in keys.data:
+            options[key] = text_value(keys, key, problems, "a non-empty name")
+    if addr is None or None in options.values():
+        return None
+    return KeysConfig(
+        "vault",
+        addr=addr,
+        mount=options.get("mount") or "transit",
+        transit_key=options.get("transit_key") or f"corridor-{zone}",
+        token_env=options.get("token_env") or "VAULT_TOKEN",
+    )
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and validate the corridor file at *path*.
+
+    Schema paths are relative to the file's directory. Raises ConfigErrors with
+    every problem found (never a partial Config).
+    """
+    return load(Path(path))

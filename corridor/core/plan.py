@@ -1,0 +1,276 @@
+"""Config + schemas + rules + keys -> a runnable corridor plan. Refuses a plan that would leak.
+
+``build_plan(config, corridor_name, ciphers, pseudonym_secret)`` resolves once
+everything the pipeline needs per batch: topics, the dataset and egress schemas,
+the compiled rules, the transforms, the per-corridor pseudonym key and the
+constant residency headers (DESIGN section 6), built once per plan and epoch.
+
+Choices a caller must know:
+
+- ``corridor-classification`` is the highest class of the fields still present
+  after the transforms. Only ``drop`` removes a field's class: an encrypted,
+  pseudonymized or masked field still *is* data of its class, protected (its
+  protection is told by the egress schema's ``corridor.transform`` attribute).
+  So a corridor that encrypts a sensitive field says ``sensitive``.
+- ``corridor-jurisdiction`` is the ORIGIN zone's jurisdiction: the law that
+  governs the data wherever it travels.
+- Pseudonym key: HKDF-SHA256 of the corridor's pseudonym secret (resolved by the
+  caller from ``Corridor.pseudonym_key``), with the corridor's ``pseudonym_key``
+  name in the info. Default names are ``<corridor>.pseudonym``, so pseudonyms differ
+  across corridors even under one master secret; two corridors configured with the
+  same ``pseudonym_key`` name and secret share pseudonyms (joinable) on purpose.
+- A corridor that encrypts needs a cipher, one that pseudonymizes needs a secret:
+  without them the plan is refused (PlanError), never run half-protected.
+- The record key (DESIGN section 6): ``DatasetPlan.key`` says what happens to it
+  (pseudonymize unless the corridor says otherwise); pseudonymizing it needs the
+  pseudonym secret and encrypting it a cipher, like a field. Park headers cross
+  only when ``allowed_headers`` names them.
+- On key rotation, ``plan.with_cipher(new)`` gives the next epoch's plan (new
+  ``corridor-key`` header); nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from corridor.core import topics, wire
+from corridor.core.config import (
+    Config,
+    Corridor,
+    Dataset,
+    FieldClass,
+    KeyTreatment,
+    RecordKind,
+    Transform,
+    WireFormat,
+)
+from corridor.core.config.datasets import field_paths
+from corridor.core.crypto import FieldCipher, KeyRing, SecretBytes
+from corridor.core.errors import PlanError
+from corridor.core.rules import Rule
+from corridor.core.schema import AvroSchema, SchemaStore, egress_schema
+
+CipherSource = FieldCipher | KeyRing | None
+Headers = tuple[tuple[str, bytes], ...]
+_PSEUDONYM_INFO = b"corridor pseudonym key v1\0"
+ENCRYPTING = (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """What the pipeline needs for one dataset of one corridor. ``transforms`` keep file order."""
+
+    dataset: str
+    source_topic: str
+    destination_topic: str
+    schema: AvroSchema
+    egress: AvroSchema
+    withhold: Rule | None
+    validate: tuple[Rule, ...]
+    important_when: Rule | None
+    transforms: Mapping[str, Transform]
+    classification: FieldClass
+    headers: Headers  # constant residency headers; the pipeline adds corridor-lineage
+    key: KeyTreatment = KeyTreatment.PSEUDONYMIZE  # what happens to the record key
+    key_class: FieldClass = FieldClass.PERSONAL
+
+    @property
+    def encrypts(self) -> bool:
+        return (any(t in ENCRYPTING for t in self.transforms.values())
+                or self.key is KeyTreatment.ENCRYPT_DETERMINISTIC)
+
+
+@dataclass(frozen=True)
+class CorridorPlan:
+    """A runnable corridor: per-dataset plans plus what is shared by all of them."""
+
+    name: str
+    corridor: Corridor
+    origin: str
+    destination: str
+    jurisdiction: str
+    format: WireFormat
+    admit: frozenset[RecordKind]
+    datasets: Mapping[str, DatasetPlan]
+    store: SchemaStore = field(
+        repr=False
+    )  # every dataset schema of the config: better decode reasons
+    cipher: FieldCipher | None = field(repr=False, default=None)
+    pseudonym_key: SecretBytes | None = field(repr=False, default=None)
+    # Park headers allowed to cross, by exact name (never a corridor-* one).
+    allowed_headers: frozenset[str] = frozenset()
+
+    @property
+    def withheld_topic(self) -> str:
+        return topics.withheld(self.corridor)
+
+    @property
+    def quarantine_topic(self) -> str:
+        return topics.quarantine(self.corridor)
+
+    @property
+    def audit_topic(self) -> str:
+        return topics.audit(self.origin)
+
+    def source_topics(self) -> tuple[str, ...]:
+        return tuple(d.source_topic for d in self.datasets.values())
+
+    def dataset_for_topic(self, topic: str) -> DatasetPlan:
+        """The dataset plan whose source topic is *topic*; PlanError for another topic."""
+        for plan in self.datasets.values():
+            if plan.source_topic == topic:
+                return plan
+        raise PlanError(self.name, f"topic {topic} is not a source of this corridor")
+
+    def with_cipher(self, cipher: FieldCipher) -> CorridorPlan:
+        """The same plan for a new key epoch (the ``corridor-key`` header changes)."""
+        datasets = {
+            name: replace(d, headers=_headers(self.corridor, self.jurisdiction, d, cipher))
+            for name, d in self.datasets.items()
+        }
+        return replace(self, datasets=MappingProxyType(datasets), cipher=cipher)
+
+
+def build_plan(
+    config: Config,
+    corridor_name: str,
+    ciphers: CipherSource,
+    pseudonym_secret: SecretBytes | bytes | None = None,
+) -> CorridorPlan:
+    """Plan *corridor_name*; raises PlanError for a leak, a missing cipher or secret.
+
+    ``ciphers``: the current FieldCipher, or a KeyRing (its current cipher for
+    this corridor is taken), or None when no transform encrypts.
+    """
+    if corridor_name not in config.corridors:
+        raise PlanError(corridor_name, f"no such corridor in {config.path}")
+    corridor = config.corridors[corridor_name]
+    cipher = ciphers.cipher(corridor_name) if isinstance(ciphers, KeyRing) else ciphers
+    jurisdiction = config.zones[corridor.origin].jurisdiction
+    plans = {}
+    for name in corridor.datasets:
+        dataset = config.datasets[name]
+        transforms = corridor.transform.get(name, {})
+        refuse_leaks(corridor.name, dataset, transforms)  # defense in depth: config checks too
+        plans[name] = _dataset_plan(corridor, dataset, transforms, jurisdiction, cipher)
+    _check_keys(corridor, plans, cipher, pseudonym_secret)
+    return CorridorPlan(
+        name=corridor.name,
+        corridor=corridor,
+        origin=corridor.origin,
+        destination=corridor.destination,
+        jurisdiction=jurisdiction,
+        format=corridor.format,
+        admit=corridor.admit,
+        datasets=MappingProxyType(plans),
+        store=SchemaStore([d.schema for d in config.datasets.values()]),
+        cipher=cipher,
+        pseudonym_key=_pseudonym_key(corridor, pseudonym_secret),
+        allowed_headers=frozenset(
+            h for h in corridor.headers if not h.lower().startswith(wire.HEADER_PREFIX)),
+    )
+
+
+def refuse_leaks(corridor: str, dataset: Dataset, transforms: Mapping[str, Transform]) -> None:
+    """PlanError when a sensitive field (or no enclosing record of it) has no transform."""
+    for path in dataset.paths_of_class(FieldClass.SENSITIVE):
+        if not any(path == t or path.startswith(t + ".") for t in transforms):
+            raise PlanError(
+                corridor, f"would leak sensitive field {path} of {dataset.name}: no transform"
+            )
+
+
+def _dataset_plan(
+    corridor: Corridor,
+    dataset: Dataset,
+    transforms: Mapping[str, Transform],
+    jurisdiction: str,
+    cipher: FieldCipher | None,
+) -> DatasetPlan:
+    key = corridor.key_treatment(dataset.name)
+    egress = egress_schema(dataset.schema, {p: t.value for p, t in transforms.items()},
+                           key=(dataset.key_class.value, key.value))
+    plan = DatasetPlan(
+        dataset=dataset.name,
+        source_topic=topics.outbound(corridor.origin, dataset.name),
+        destination_topic=topics.corridor_topic(corridor.origin, corridor.destination, dataset.name),
+        schema=dataset.schema,
+        egress=egress,
+        withhold=corridor.withhold.get(dataset.name),
+        validate=tuple(dataset.validate),
+        important_when=dataset.record_class.important_when if dataset.record_class else None,
+        transforms=MappingProxyType(dict(transforms)),
+        classification=classification(dataset, transforms),
+        headers=(),
+        key=key,
+        key_class=dataset.key_class,
+    )
+    return replace(plan, headers=_headers(corridor, jurisdiction, plan, cipher))
+
+
+def classification(dataset: Dataset, transforms: Mapping[str, Transform]) -> FieldClass:
+    """Highest class of the fields left after drops (see the module docstring)."""
+    dropped = [p for p, t in transforms.items() if t is Transform.DROP]
+    present = [
+        p
+        for p in field_paths(dataset.schema.raw)
+        if not any(p == d or p.startswith(d + ".") for d in dropped)
+    ]
+    return max(
+        (dataset.class_of(p) for p in present), key=lambda c: c.rank, default=FieldClass.PUBLIC
+    )
+
+
+def _headers(
+    corridor: Corridor, jurisdiction: str, plan: DatasetPlan, cipher: FieldCipher | None
+) -> Headers:
+    headers = [
+        (wire.ORIGIN, corridor.origin),
+        (wire.DESTINATION, corridor.destination),
+        (wire.JURISDICTION, jurisdiction),
+        (wire.CLASSIFICATION, plan.classification.value),
+        (wire.LEGAL_BASIS, corridor.legal_basis),
+        (wire.POLICY, corridor.policy_id),
+    ]
+    if plan.encrypts and cipher is not None:
+        headers.append((wire.KEY_ID, cipher.key_id))
+    return tuple((k, v.encode("utf-8")) for k, v in headers)
+
+
+def _check_keys(
+    corridor: Corridor,
+    plans: Mapping[str, DatasetPlan],
+    cipher: FieldCipher | None,
+    secret: SecretBytes | bytes | None,
+) -> None:
+    for plan in plans.values():
+        if plan.key is KeyTreatment.ENCRYPT_DETERMINISTIC and cipher is None:
+            raise PlanError(corridor.name, f"{plan.dataset}'s record key is encrypted but no "
+                                           "cipher was given")
+        if plan.key is KeyTreatment.PSEUDONYMIZE and secret is None:
+            raise PlanError(corridor.name, f"{plan.dataset}'s record key is pseudonymized but "
+                                           f"no secret {corridor.pseudonym_key!r} was given")
+        for path, transform in plan.transforms.items():
+            if transform in ENCRYPTING and cipher is None:
+                raise PlanError(
+                    corridor.name, f"{plan.dataset}.{path} is encrypted but no cipher was given"
+                )
+            if transform is Transform.PSEUDONYMIZE and secret is None:
+                raise PlanError(
+                    corridor.name,
+                    f"{plan.dataset}.{path} is pseudonymized but no secret "
+                    f"{corridor.pseudonym_key!r} was given",
+                )
+
+
+def _pseudonym_key(corridor: Corridor, secret: SecretBytes | bytes | None) -> SecretBytes | None:
+    if secret is None:
+        return None
+    material = secret.reveal() if isinstance(secret, SecretBytes) else bytes(secret)
+    info = _PSEUDONYM_INFO + corridor.pseudonym_key.encode("utf-8")
+    return SecretBytes(HKDF(SHA256(), 32, None, info).derive(material))

@@ -1,0 +1,82 @@
+"""Topic names (DESIGN section 4) and where each topic lives. Pure: no Kafka."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from corridor.core.config import Config, Corridor, WireFormat
+
+# Each corridor's stored source positions live in its own topic, ``offsets_topic(name)``
+# (so one corridor's principal cannot write another's positions); OFFSETS is their prefix.
+OFFSETS = "_corridor.offsets"
+SCHEMAS = "_corridor.schemas"
+KEYS = "_corridor.keys"
+# Operator commands to running processors (`corridor keys rotate|retire`); not compacted:
+# a processor reads only what arrives after it starts.
+CONTROL = "_corridor.control"
+CONTROL_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+BIG_MESSAGES = {"max.message.bytes": str(8 * 1024 * 1024)}
+
+
+def offsets_topic(corridor_name: str) -> str:
+    """The destination topic of one corridor's stored source positions."""
+    return f"{OFFSETS}.{corridor_name}"
+
+
+def outbound(zone: str, dataset: str) -> str:
+    return f"{zone}.outbound.{dataset}"
+
+
+def corridor_topic(origin: str, destination: str, dataset: str) -> str:
+    return f"corridor.{origin}-{destination}.{dataset}"
+
+
+def withheld(corridor: Corridor) -> str:
+    return f"{corridor.origin}.withheld.{corridor.name}"
+
+
+def quarantine(corridor: Corridor) -> str:
+    return f"{corridor.origin}.quarantine.{corridor.name}"
+
+
+def audit(zone: str) -> str:
+    return f"{zone}.audit"
+
+
+def dataset_of_outbound(topic: str) -> str:
+    """``hk.outbound.trade.shipment`` -> ``trade.shipment``."""
+    parts = topic.split(".outbound.", 1)
+    if len(parts) != 2:
+        raise ValueError(f"{topic!r} is not an outbound topic")
+    return parts[1]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPlan:
+    zone: str
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
+    """Every topic the corridors of ``config`` use, in the cluster where it lives."""
+    plans: dict[tuple[str, str], TopicPlan] = {}
+
+    def add(zone: str, name: str, parts: int, conf: dict[str, str] | None = None) -> None:
+        plans.setdefault((zone, name), TopicPlan(zone, name, parts, dict(conf or {})))
+
+    for c in config.corridors.values():
+        big = BIG_MESSAGES if c.format is WireFormat.ARROW else {}
+        for ds in c.datasets:
+            add(c.origin, outbound(c.origin, ds), partitions, big)
+            add(c.destination, corridor_topic(c.origin, c.destination, ds), partitions, big)
+        add(c.origin, withheld(c), partitions, COMPACTED)
+        add(c.origin, quarantine(c), partitions, COMPACTED)
+        add(c.origin, audit(c.origin), 1, COMPACTED)
+        add(c.destination, offsets_topic(c.name), partitions, COMPACTED)
+        for internal in (SCHEMAS, KEYS):
+            add(c.destination, internal, 1, COMPACTED)
+        add(c.destination, CONTROL, 1, CONTROL_CONFIG)
+    return sorted(plans.values(), key=lambda p: (p.zone, p.name))

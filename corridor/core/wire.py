@@ -1,0 +1,75 @@
+"""The wire contract, spelled once: what a corridor record looks like to anyone who reads it.
+
+Every name here is read by code that is not ours (consumers, connectors, auditors):
+change one and every reader breaks. Topic names live in ``corridor.core.topics``.
+
+- Avro single-object framing: ``AVRO_MAGIC`` + 8-byte fingerprint + body (Avro spec).
+- Residency headers on every corridor record (DESIGN section 6), and ``REASON`` on
+  withheld and quarantined records in the origin.
+- Lineage text: ``topic/partition/offset`` for a record, ``...#row`` for a row of an
+  Arrow IPC source message; ``topic/partition/first-last`` for an Arrow corridor batch,
+  whose Kafka key is ``topic/partition``.
+- Arrow corridor batches: the per-row columns and the schema metadata keys.
+- Egress schema attributes: ``corridor.transform`` / ``corridor.original`` on a changed
+  field, ``corridor.key`` on the record.
+"""
+
+from __future__ import annotations
+
+AVRO_MAGIC = b"\xc3\x01"
+
+# -- headers ---------------------------------------------------------------------------
+HEADER_PREFIX = "corridor-"  # reserved: a park header named so never crosses
+ORIGIN = "corridor-origin"
+DESTINATION = "corridor-destination"
+JURISDICTION = "corridor-jurisdiction"
+CLASSIFICATION = "corridor-classification"
+LEGAL_BASIS = "corridor-legal-basis"
+POLICY = "corridor-policy"  # value: policy_id(corridor, hash)
+LINEAGE = "corridor-lineage"
+KEY_ID = "corridor-key"  # the data key id, when any field is encrypted
+REASON = "corridor-reason"  # withheld / quarantined records, in the origin
+
+# -- Arrow corridor batches -------------------------------------------------------------
+LINEAGE_OFFSET = "_lineage_offset"  # int64: each row's source offset
+LINEAGE_ROW = "_lineage_row"  # int32: each row's row in an Arrow IPC source message, or -1
+KEY_COLUMN = "_key"  # binary: each row's outgoing record key
+TIMESTAMP_COLUMN = "_timestamp"  # timestamp[ms, UTC]: each row's source timestamp
+HEADERS_COLUMN = "_headers"  # list<struct<name, value>>: allowed park headers
+META_COLUMNS = (LINEAGE_OFFSET, LINEAGE_ROW, KEY_COLUMN, TIMESTAMP_COLUMN, HEADERS_COLUMN)
+META_LINEAGE = b"corridor.lineage"  # schema metadata: the batch's lineage range
+META_KEY = b"corridor.key"  # schema metadata: the treatment of the _key column
+SEALED_PREFIX = "corridor.sealed."  # schema metadata: + field path -> whole-column ciphertext
+
+# -- egress schema attributes -----------------------------------------------------------
+ATTR_TRANSFORM = "corridor.transform"
+ATTR_ORIGINAL = "corridor.original"
+ATTR_KEY = "corridor.key"  # {"class": ..., "treatment": ...}
+
+
+def lineage_text(topic: str, partition: int, offset: int, row: int = -1) -> str:
+    """``topic/partition/offset``, or ``topic/partition/offset#row`` for a row of an Arrow
+    IPC source message (``row >= 0``). ``corridor.core.model.Lineage`` prints the same."""
+    if row < 0:
+        return f"{topic}/{partition}/{offset}"
+    return f"{topic}/{partition}/{offset}#{row}"
+
+
+def lineage_source(text: str) -> str:
+    """``topic/partition`` of a lineage text (record or batch range)."""
+    return text.rsplit("/", 1)[0]
+
+
+def batch_key(topic: str, partition: int) -> bytes:
+    """The Kafka key of an Arrow corridor batch: its source ``topic/partition``."""
+    return f"{topic}/{partition}".encode()
+
+
+def policy_id(corridor: str, policy_hash: str) -> str:
+    """Value of the ``corridor-policy`` header: ``name@hash``."""
+    return f"{corridor}@{policy_hash}"
+
+
+def policy_corridor(value: str) -> str:
+    """The corridor name of a ``corridor-policy`` header value."""
+    return value.rpartition("@")[0]

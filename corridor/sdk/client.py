@@ -1,0 +1,391 @@
+"""Public SDK: parks produce into their zone; analytics consume corridor topics.
+
+    producer = ParkProducer(config, "hk", "trade.shipment")
+    producer.send({...})                      # validated, single-object Avro
+    producer.flush()
+
+    with CorridorConsumer(config, "corridor.hk-eu.trade.shipment", keyring=LocalKeyring()) as c:
+        for record in c.records(idle_timeout_s=5):
+            record.value, record.headers["corridor-jurisdiction"], record.lineage
+
+A consumer reads at read_committed (only what a corridor transaction
+committed), resolves egress schemas from ``_corridor.schemas``, reads Arrow
+batches as one record per row, and, given the destination zone's key
+provider, decrypts encrypted fields with the wrapped data keys of
+``_corridor.keys`` (a wrong key or an altered value raises a CryptoError;
+without a key provider encrypted fields stay ciphertext bytes, and arrow
+whole-column ciphertexts are left out of the rows).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import fastavro
+import pyarrow as pa
+from fastavro.validation import ValidationError, validate
+
+from corridor.core import topics, wire
+from corridor.core.codec import encode_avro, from_ipc
+from corridor.core.codec.arrow_batches import ipc_messages
+from corridor.core.config import Config, KeyTreatment, load_config
+from corridor.core.crypto import DataKey, WrappedKey
+from corridor.core.crypto.decrypt import decrypt_column
+from corridor.core.errors import (
+    ConfigError,
+    CorridorError,
+    CryptoError,
+    DecodeError,
+    KeyNotFound,
+    SchemaError,
+)
+from corridor.core.policy.key import KEY_FIELD
+from corridor.core.schema import KEY_ATTRIBUTE, AvroSchema, frame, parse_schema, unframe
+from corridor.core.wire import (
+    HEADERS_COLUMN,
+    KEY_COLUMN,
+    LINEAGE,
+    LINEAGE_OFFSET,
+    LINEAGE_ROW,
+    META_COLUMNS,
+    TIMESTAMP_COLUMN,
+)
+from corridor.kafka.clients import Endpoint
+from corridor.kafka.io import Follower, PlainProducer, Record, endpoint_of, read_to_end
+from corridor.keys.provider import KeyProvider
+from corridor.sdk.decrypt import decrypt_rows, encrypted_fields, match_egress, unseal_rows
+from corridor.zones.credentials import Principal
+
+
+def _admin() -> Principal:
+    from corridor.zones import local
+
+    return local.credentials().admin
+
+
+def _config(config: Config | str | Path) -> Config:
+    return config if isinstance(config, Config) else load_config(config)
+
+
+def _key_bytes(key: bytes | str | None) -> bytes | None:
+    return key.encode() if isinstance(key, str) else key
+
+
+class ParkProducer:
+    """Produces one dataset's records into ``<zone>.outbound.<dataset>``.
+
+    ``principal`` defaults to the local admin (a park's own principal in production).
+    """
+
+    def __init__(self, config: Config | str | Path, zone: str, dataset: str,
+                 principal: Principal | None = None) -> None:
+        cfg = _config(config)
+        if dataset not in cfg.datasets:
+            raise ConfigError(str(cfg.path), None, f"datasets.{dataset}", "no such dataset")
+        self.schema: AvroSchema = cfg.datasets[dataset].schema
+        self.topic = topics.outbound(zone, dataset)
+        self._out = PlainProducer(endpoint_of(cfg, zone), principal or _admin())
+
+    def encode(self, record: Mapping[str, Any]) -> bytes:
+        """Single-object Avro of ``record``. Raises SchemaError naming what is wrong."""
+        try:
+            validate(dict(record), self.schema.parsed, raise_errors=True)
+        except ValidationError as exc:
+            raise SchemaError(f"record is not a valid {self.schema.name}: {exc}") from None
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, self.schema.parsed, dict(record))
+        return frame(self.schema.fingerprint, body.getvalue())
+
+    def send(self, record: Mapping[str, Any], key: bytes | str | None = None) -> None:
+        """Validate, encode and queue one record (``flush`` waits for acknowledgements)."""
+        self._out.produce(self.topic, self.encode(record), _key_bytes(key))
+
+    def send_batch(self, batch: pa.RecordBatch, keys: Sequence[bytes | None] | None = None) -> None:
+        """Encode every row of an Arrow batch (the dataset's Arrow schema) and queue it."""
+        values = encode_avro(batch, self.schema)
+        for i, value in enumerate(values):
+            self._out.produce(self.topic, value, keys[i] if keys is not None else None)
+
+    def send_arrow(self, batch: pa.RecordBatch, key: bytes | str | None = None,
+                   max_bytes: int = 1024 * 1024, compression: str | None = "zstd") -> int:
+        """Queue an Arrow batch (the dataset's Arrow schema) as Arrow IPC messages of at
+        most ``max_bytes`` each: one record per row for the corridor. Returns messages queued.
+
+        Rows are not validated here: the corridor quarantines a row that does not fit
+        the dataset (wrong column type, null in a required field) with the reason.
+        """
+        messages = ipc_messages(batch, max_bytes, compression)
+        for message in messages:
+            self._out.produce(self.topic, message, _key_bytes(key))
+        return len(messages)
+
+    def send_raw(self, value: bytes | None, key: bytes | str | None = None) -> None:
+        """Queue bytes as they are (no validation): for connectors and for testing quarantine."""
+        self._out.produce(self.topic, value, _key_bytes(key))
+
+    def flush(self, timeout_s: float = 60.0) -> None:
+        """Wait for every queued record. Raises KafkaUnavailable if any was not acknowledged."""
+        self._out.flush(timeout_s)
+
+
+@dataclass(frozen=True)
+class CorridorRecord:
+    """One delivered record: its (decrypted when possible) value and residency tags.
+
+    ``lineage`` is ``topic/partition/offset`` of the source record in its origin.
+    ``key`` is the record key as it crossed (pseudonymized by default; decrypted when it
+    was encrypted and a key provider was given), ``key_treatment`` what the corridor did
+    to it, ``timestamp_ms`` the source record's timestamp. ``park_headers``: the park
+    headers the corridor let through (arrow format; avro records carry them as headers).
+    """
+
+    value: dict[str, Any]
+    headers: dict[str, str]
+    lineage: str
+    key: bytes | None = None
+    topic: str = ""
+    partition: int = -1
+    offset: int = -1
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    key_treatment: str = ""
+    timestamp_ms: int | None = None
+    park_headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+class Catalog(Mapping[str, DataKey]):
+    """Egress schemas and data keys of one destination zone, read on demand.
+
+    Implements the key lookup ``corridor.core.crypto`` expects: an unknown key id
+    re-reads ``_corridor.keys`` once, then raises KeyNotFound.
+    """
+
+    def __init__(self, endpoint: Endpoint, principal: Principal,
+                 provider: KeyProvider | None = None) -> None:
+        self.endpoint, self.principal, self.provider = endpoint, principal, provider
+        self.schemas: dict[bytes, AvroSchema] = {}
+        self.data_keys: dict[str, DataKey] = {}
+        self.wrapped: dict[str, WrappedKey] = {}
+        self._tried: set[str] = set()
+
+    def refresh_schemas(self) -> None:
+        for rec in read_to_end(self.endpoint, self.principal, topics.SCHEMAS):
+            if rec.value is None:
+                continue
+            try:
+                schema = parse_schema(json.loads(rec.value), source=topics.SCHEMAS)
+            except (ValueError, SchemaError):
+                continue  # a foreign or broken entry is not ours to judge here
+            self.schemas[schema.fingerprint] = schema
+
+    def schema(self, fingerprint: bytes) -> AvroSchema | None:
+        if fingerprint not in self.schemas:
+            self.refresh_schemas()
+        return self.schemas.get(fingerprint)
+
+    def __getitem__(self, key_id: str) -> DataKey:
+        key = self.data_keys.get(key_id)
+        if key is not None:
+            return key
+        if self.provider is None:
+            raise KeyNotFound(f"no key provider to unwrap data key {key_id!r}")
+        if key_id not in self.wrapped and key_id not in self._tried:
+            self._tried.add(key_id)
+            self.refresh_keys()
+        wrapped = self.wrapped.get(key_id)
+        if wrapped is None:
+            raise KeyNotFound(f"{self.endpoint.zone}: no data key {key_id!r} in {topics.KEYS}")
+        # Only the key asked for is unwrapped: the topic also holds keys of other KEKs.
+        key = self.data_keys[key_id] = self.provider.unwrap(wrapped)
+        return key
+
+    def refresh_keys(self) -> None:
+        for rec in read_to_end(self.endpoint, self.principal, topics.KEYS):
+            if rec.key is None:
+                continue
+            key_id = rec.key.decode(errors="replace")
+            if rec.value is None:  # retired (`corridor keys retire`), compacted or not yet
+                self.wrapped.pop(key_id, None)
+                self.data_keys.pop(key_id, None)
+                continue
+            try:
+                self.wrapped[key_id] = WrappedKey.from_json(rec.value)
+            except CryptoError:
+                continue  # a malformed entry fails the record that needs it: KeyNotFound
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self.data_keys))
+
+    def __len__(self) -> int:
+        return len(self.data_keys)
+
+
+def _destination(config: Config, topic: str) -> str:
+    for c in config.corridors.values():
+        if any(topics.corridor_topic(c.origin, c.destination, d) == topic for d in c.datasets):
+            return c.destination
+    raise ConfigError(str(config.path), None, "corridors",
+                      f"no corridor of this file writes topic {topic}")
+
+
+class CorridorConsumer:
+    """Reads a corridor topic. ``source`` is a Config (the topic's zone is looked up) or an
+    Endpoint. ``keyring`` is the destination zone's KeyProvider (e.g. LocalKeyring).
+
+    Without ``group`` every partition is read from the beginning (or the end);
+    with ``group`` the group's committed offsets win (auto-commit).
+    """
+
+    def __init__(self, source: Config | Endpoint | str | Path, topic: str,
+                 keyring: KeyProvider | None = None, group: str | None = None,
+                 from_beginning: bool = True, principal: Principal | None = None) -> None:
+        if isinstance(source, Endpoint):
+            endpoint = source
+        else:
+            cfg = _config(source)
+            endpoint = endpoint_of(cfg, _destination(cfg, topic))
+        principal = principal or _admin()
+        self.topic, self.keyring = topic, keyring
+        self.catalog = Catalog(endpoint, principal, keyring)
+        self._follower = Follower(endpoint, principal, topic, group=group,
+                                  from_beginning=from_beginning)
+
+    def poll(self, timeout_s: float = 0.5) -> list[CorridorRecord]:
+        """Records that arrived within ``timeout_s`` (maybe none), in partition order."""
+        out: list[CorridorRecord] = []
+        for rec in self._follower.poll(timeout_s):
+            out.extend(self.decode(rec))
+        return out
+
+    def records(self, max_records: int | None = None,
+                idle_timeout_s: float | None = None) -> Iterator[CorridorRecord]:
+        """Yield records; stop after ``max_records``, or once nothing arrived for
+        ``idle_timeout_s`` seconds (None: follow forever)."""
+        seen, idle_since = 0, time.monotonic()
+        while max_records is None or seen < max_records:
+            batch = self.poll(0.5)
+            if batch:
+                idle_since = time.monotonic()
+            elif idle_timeout_s is not None and time.monotonic() - idle_since > idle_timeout_s:
+                return
+            for record in batch[: None if max_records is None else max_records - seen]:
+                seen += 1
+                yield record
+
+    def __iter__(self) -> Iterator[CorridorRecord]:
+        return self.records()
+
+    def decode(self, rec: Record) -> list[CorridorRecord]:
+        """The records one corridor message carries (one for avro, one per row for arrow)."""
+        headers = {k: v.decode("utf-8", errors="replace") for k, v in rec.headers if v is not None}
+        if rec.value is not None and rec.value[:2] == wire.AVRO_MAGIC:
+            return [self._avro(rec, headers)]
+        return self._arrow(rec, headers)
+
+    def _where(self, headers: Mapping[str, str]) -> tuple[str, str]:
+        """(corridor name, dataset) a ciphertext is bound to, from the residency tags."""
+        corridor = wire.policy_corridor(headers.get(wire.POLICY, ""))
+        prefix = topics.corridor_topic(headers.get(wire.ORIGIN, ""),
+                                       headers.get(wire.DESTINATION, ""), "")
+        return corridor, self.topic.removeprefix(prefix)
+
+    def _avro(self, rec: Record, headers: dict[str, str]) -> CorridorRecord:
+        fingerprint, body = unframe(rec.value)
+        schema = self.catalog.schema(fingerprint)
+        if schema is None:
+            raise DecodeError(f"egress schema {fingerprint.hex()} is not in {topics.SCHEMAS}",
+                              rec.topic, rec.partition, rec.offset)
+        try:
+            value = fastavro.schemaless_reader(io.BytesIO(body), schema.parsed, None)
+        except (EOFError, ValueError, IndexError) as exc:
+            raise DecodeError(f"bad Avro body: {exc}", rec.topic, rec.partition,
+                              rec.offset) from None
+        assert isinstance(value, dict)
+        treatment = str(schema.raw.get(KEY_ATTRIBUTE, {}).get("treatment", ""))
+        key = rec.key
+        if self.keyring is not None:
+            corridor, dataset = self._where(headers)
+            decrypt_rows([value], encrypted_fields(schema), corridor=corridor, dataset=dataset,
+                         keys=self.catalog)
+            key = self._key([key], treatment, corridor, dataset)[0]
+        return CorridorRecord(value, headers, headers.get(LINEAGE, ""), key, rec.topic,
+                              rec.partition, rec.offset, key_treatment=treatment,
+                              timestamp_ms=rec.timestamp_ms)
+
+    def _key(self, keys: list[bytes | None], treatment: str, corridor: str,
+             dataset: str) -> list[bytes | None]:
+        """Keys as they were at the origin when the corridor encrypted them, else as given."""
+        if treatment != KeyTreatment.ENCRYPT_DETERMINISTIC.value or all(k is None for k in keys):
+            return keys
+        plain: list[bytes | None] = decrypt_column(
+            pa.array(keys, pa.binary()), pa.binary(), corridor=corridor, dataset=dataset,
+            field=KEY_FIELD, keys=self.catalog).to_pylist()
+        return plain
+
+    def _arrow(self, rec: Record, headers: dict[str, str]) -> list[CorridorRecord]:
+        if rec.value is None:
+            raise DecodeError("null value on a corridor topic", rec.topic, rec.partition,
+                              rec.offset)
+        batch = from_ipc(rec.value)
+        rows = batch.to_pylist()
+        offsets = [r.pop(LINEAGE_OFFSET, None) for r in rows]
+        source_rows = [r.pop(LINEAGE_ROW, -1) for r in rows]
+        keys = [r.pop(KEY_COLUMN, None) for r in rows]
+        for r in rows:
+            r.pop(TIMESTAMP_COLUMN, None)
+        index = batch.schema.get_field_index(TIMESTAMP_COLUMN)
+        stamps = (batch.column(index).cast(pa.int64()).to_pylist() if index >= 0
+                  else [None] * len(rows))
+        parked = [tuple((h["name"], h["value"]) for h in r.pop(HEADERS_COLUMN, None) or ())
+                  for r in rows]
+        treatment = (batch.schema.metadata or {}).get(wire.META_KEY, b"").decode()
+        if self.keyring is not None:
+            self._decrypt_arrow(batch, rows, headers)
+            keys = self._key(keys, treatment, *self._where(headers))
+        source = headers.get(LINEAGE, "").rsplit("/", 1)[0]
+        lineages = [f"{source}/{off}" if r < 0 else f"{source}/{off}#{r}"
+                    for off, r in zip(offsets, source_rows, strict=False)]
+        return [CorridorRecord(row, headers, lineage, key, rec.topic, rec.partition,
+                               rec.offset, key_treatment=treatment,
+                               timestamp_ms=stamp, park_headers=park)
+                for row, lineage, key, stamp, park
+                in zip(rows, lineages, keys, stamps, parked, strict=True)]
+
+    def _decrypt_arrow(self, batch: pa.RecordBatch, rows: list[dict[str, Any]],
+                       headers: Mapping[str, str]) -> None:
+        corridor, dataset = self._where(headers)
+        sealed = unseal_rows(rows, batch.schema.metadata, corridor=corridor, dataset=dataset,
+                             keys=self.catalog)
+        egress = match_egress(batch.schema, self._candidates(),
+                              ignore=META_COLUMNS)
+        if egress is None and not self.catalog.schemas:
+            self.catalog.refresh_schemas()
+            egress = match_egress(batch.schema, self._candidates(),
+                                  ignore=META_COLUMNS)
+        if egress is None:
+            return  # no per-value ciphertexts can be identified without the egress schema
+        per_value = [f for f in encrypted_fields(egress) if f.path not in sealed]
+        decrypt_rows(rows, per_value, corridor=corridor, dataset=dataset,
+                     keys=self.catalog)
+
+    def _candidates(self) -> list[AvroSchema]:
+        return list(self.catalog.schemas.values())
+
+    def close(self) -> None:
+        self._follower.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+__all__ = ["Catalog", "CorridorConsumer", "CorridorError", "CorridorRecord", "ParkProducer"]
