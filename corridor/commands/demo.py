@@ -61,15 +61,15 @@ def demo(config_path: str, records: int, bad_ratio: float, seed: int | None) -> 
 
 
 def _ensure_keys(config: Config) -> None:
-    from corridor.keys.local import LocalKeyring
+    from corridor.keys.local import LocalKekProvider
     from corridor.processor.wiring import encrypts
 
     for name, corridor in config.corridors.items():
         keys = config.zones[corridor.destination].keys
         if encrypts(config, name) and keys.provider == "local" and keys.path is not None:
-            keyring = LocalKeyring(keys.path)
-            if not keyring.path(corridor.destination).exists():
-                kek = keyring.init(corridor.destination)
+            kek_provider = LocalKekProvider(keys.path)
+            if not kek_provider.path(corridor.destination).exists():
+                kek = kek_provider.init(corridor.destination)
                 console.print(f"created key-encryption key {kek.key_id} for zone "
                               f"{corridor.destination} in {keys.path}")
 
@@ -215,7 +215,7 @@ def _top(counter: Counter[str], n: int = 4) -> str:
 
 def _example(config: Config) -> None:
     """One record of the first corridor that encrypts: as it left, as it arrived, decrypted."""
-    from corridor.processor.wiring import encrypts, key_provider
+    from corridor.processor.wiring import encrypts, kek_provider
     from corridor.sdk import CorridorConsumer
 
     name = next((n for n in config.corridors if encrypts(config, n)), next(iter(config.corridors)))
@@ -224,8 +224,8 @@ def _example(config: Config) -> None:
     topic = topics.corridor_topic(corridor.origin, corridor.destination, dataset)
     encrypted = [p for p, t in corridor.transform.get(dataset, {}).items()
                  if t in (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)]
-    keyring = key_provider(config, corridor.destination)
-    with CorridorConsumer(config, topic, keyring=keyring) as consumer:
+    kek_provider = kek_provider(config, corridor.destination)
+    with CorridorConsumer(config, topic, kek_provider=kek_provider) as consumer:
         opened = next((r for r in consumer.records(max_records=5000, idle_timeout_s=10)
                        if all(r.value.get(p.split(".")[0]) is not None for p in encrypted)), None)
     if opened is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 
 
 @click.group("keys")
@@ -40,7 +40,7 @@ def init(zone: str, folder: Path | None, config_path: str) -> None:
         zone_cfg = load_config(Path(config_path)).zones.get(zone)
         if zone_cfg is not None and zone_cfg.keys.provider == "local":
             folder = zone_cfg.keys.path
-    ring = LocalKeyring(folder)
+    ring = LocalKekProvider(folder)
     kek = ring.init(zone)
     click.echo(f"created KEK {kek.key_id} for zone {zone} in {ring.path(zone)} (mode 0600)")
 

@@ -109,7 +109,7 @@ class ContextMismatch(CryptoError):
 
 
 class KeyProviderUnavailable(CryptoError):
-    """The KMS or keyring cannot be reached; the corridor must pause, not leak."""
+    """The KMS or kek_provider cannot be reached; the corridor must pause, not leak."""
 
 
 class KeyUsageExhausted(CryptoError):

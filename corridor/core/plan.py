@@ -50,12 +50,12 @@ from corridor.core.config import (
     WireFormat,
 )
 from corridor.core.config.datasets import field_paths
-from corridor.core.crypto import FieldCipher, KeyRing, SecretBytes
+from corridor.core.crypto import DataKeyRing, FieldCipher, SecretBytes
 from corridor.core.errors import PlanError
 from corridor.core.rules import Rule
 from corridor.core.schema import AvroSchema, SchemaStore, egress_schema
 
-CipherSource = FieldCipher | KeyRing | None
+CipherSource = FieldCipher | DataKeyRing | None
 Headers = tuple[tuple[str, bytes], ...]
 _PSEUDONYM_INFO = b"corridor pseudonym key v1\0"
 ENCRYPTING = (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
@@ -144,13 +144,13 @@ def build_plan(
 ) -> CorridorPlan:
     """Plan *corridor_name*; raises PlanError for a leak, a missing cipher or secret.
 
-    ``ciphers``: the current FieldCipher, or a KeyRing (its current cipher for
+    ``ciphers``: the current FieldCipher, or a DataKeyRing (its current cipher for
     this corridor is taken), or None when no transform encrypts.
     """
     if corridor_name not in config.corridors:
         raise PlanError(corridor_name, f"no such corridor in {config.path}")
     corridor = config.corridors[corridor_name]
-    cipher = ciphers.cipher(corridor_name) if isinstance(ciphers, KeyRing) else ciphers
+    cipher = ciphers.cipher(corridor_name) if isinstance(ciphers, DataKeyRing) else ciphers
     jurisdiction = config.zones[corridor.origin].jurisdiction
     plans = {}
     for name in corridor.datasets:

@@ -1,6 +1,6 @@
 """Key providers: where zones' key-encryption keys live (local files, Vault/OpenBao transit)."""
 
-from corridor.keys.local import LocalKeyring, default_keys_dir
-from corridor.keys.provider import KeyProvider
+from corridor.keys.local import LocalKekProvider, default_keys_dir
+from corridor.keys.provider import KekProvider
 
-__all__ = ["KeyProvider", "LocalKeyring", "default_keys_dir"]
+__all__ = ["KekProvider", "LocalKekProvider", "default_keys_dir"]

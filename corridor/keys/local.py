@@ -1,4 +1,4 @@
-"""``LocalKeyring``: one KEK per zone as a 0600 file in a 0700 folder (for development).
+"""``LocalKekProvider``: one KEK per zone as a 0600 file in a 0700 folder (for development).
 
 File ``<folder>/<zone>.kek`` holds the base64 of 32 random bytes and a newline.
 The folder defaults to ``$CORRIDOR_KEYS_DIR`` or ``.keys/`` at the repository
@@ -65,15 +65,15 @@ def _check_folder(folder: Path) -> None:
         )
 
 
-class LocalKeyring:
-    """A KeyProvider backed by KEK files. Loaded KEKs are cached for the object's life."""
+class LocalKekProvider:
+    """A KekProvider backed by KEK files. Loaded KEKs are cached for the object's life."""
 
     def __init__(self, folder: str | Path | None = None) -> None:
         self.folder = Path(folder) if folder is not None else default_keys_dir()
         self._keks: dict[str, Kek] = {}
 
     def __repr__(self) -> str:
-        return f"LocalKeyring(folder={str(self.folder)!r})"
+        return f"LocalKekProvider(folder={str(self.folder)!r})"
 
     def path(self, zone: str) -> Path:
         _check_zone(zone)
@@ -109,7 +109,7 @@ class LocalKeyring:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
-            raise KeyNotFound(f"{path}: no KEK for zone {zone} in this keyring") from None
+            raise KeyNotFound(f"{path}: no KEK for zone {zone} in this kek_provider") from None
         except OSError as exc:
             raise KeyProviderUnavailable(f"{path}: cannot open KEK file ({exc.strerror})") from None
         with os.fdopen(fd, "rb") as f:

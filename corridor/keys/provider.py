@@ -1,4 +1,4 @@
-"""The small interface every key provider implements (local keyring, Vault/OpenBao, a KMS)."""
+"""The small interface every key provider implements (local kek_provider, Vault/OpenBao, a KMS)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from corridor.core.crypto.datakey import DataKey, WrappedKey
 
 
 @runtime_checkable
-class KeyProvider(Protocol):
+class KekProvider(Protocol):
     """Wraps and unwraps data keys under a zone's key-encryption key (KEK).
 
     Fails closed: every method raises (KeyNotFound when the zone has no KEK

@@ -5,7 +5,7 @@ The KEK never leaves the server: ``wrap`` sends the data key to
 ``unwrap`` sends it to ``transit/decrypt/<name>``. The transit plaintext is
 ``data key (32 bytes) || SHA-256(metadata)``, so the wrapped key's id,
 corridor, epoch, zone and KEK id are authenticated by transit's AES-GCM the
-way the local keyring binds them as associated data (and it works on
+way the local kek_provider binds them as associated data (and it works on
 servers without transit's ``associated_data`` parameter).
 
 The KEK id is ``<zone>-transit-<name>-<8 hex>``, the hex a hash of the key's
@@ -58,7 +58,7 @@ def _metadata_digest(w: WrappedKey | DataKey, zone: str, kek_id: str) -> bytes:
 
 
 class VaultTransit:
-    """A KeyProvider on a transit engine. ``key_name(zone)`` defaults to ``corridor-<zone>``."""
+    """A KekProvider on a transit engine. ``key_name(zone)`` defaults to ``corridor-<zone>``."""
 
     def __init__(
         self,

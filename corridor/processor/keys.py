@@ -26,11 +26,11 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from corridor.core.config.rotation import RotationSchedule
-from corridor.core.crypto import DataKey, FieldCipher, KeyRing
+from corridor.core.crypto import DataKey, DataKeyRing, FieldCipher
 from corridor.core.crypto.rotation import ROTATE
 from corridor.core.errors import CorridorError, KeyProviderUnavailable
 from corridor.kafka.keys_topic import ControlListener
-from corridor.keys.provider import KeyProvider
+from corridor.keys.provider import KekProvider
 
 Notify = Callable[[str, dict[str, Any]], None]
 # Waits up to the given seconds unless the event is set first; True when it was set.
@@ -42,15 +42,15 @@ RETRY_FIRST_S, RETRY_CEILING_S = 0.2, 5.0
 class KeyPublisher:
     """Keys of ``corridor`` for a runner. ``control`` makes the control-topic listener."""
 
-    def __init__(self, corridor: str, destination: str, keyring: KeyRing, provider: KeyProvider,
+    def __init__(self, corridor: str, destination: str, data_keys: DataKeyRing, provider: KekProvider,
                  schedule: RotationSchedule, notify: Notify, log: Any,
                  control: Callable[[], ControlListener] | None = None,
                  wait: Wait = lambda stop, seconds: stop.wait(seconds)) -> None:
         self.corridor, self.destination = corridor, destination
-        self.keyring, self.provider, self.schedule = keyring, provider, schedule
+        self.data_keys, self.provider, self.schedule = data_keys, provider, schedule
         self._notify, self.log, self._make_control, self._wait = notify, log, control, wait
         self.pending: dict[str, bytes] = {}  # key id -> wrapped key record, not yet committed
-        self._unwrapped: DataKey | None = keyring[keyring.cipher(corridor).key_id]
+        self._unwrapped: DataKey | None = data_keys[data_keys.cipher(corridor).key_id]
         self._records = 0
         self._since = time.monotonic()
         self._asked: tuple[str, int] | None = None  # (why, at least epoch) from an operator
@@ -60,7 +60,7 @@ class KeyPublisher:
 
     @property
     def cipher(self) -> FieldCipher:
-        return self.keyring.cipher(self.corridor)
+        return self.data_keys.cipher(self.corridor)
 
     def prepare(self, stop: threading.Event) -> bool:
         """Make the current key usable (see the module doc). False: stopped before it was."""
@@ -69,7 +69,7 @@ class KeyPublisher:
         if reason is not None:
             at_least = self._asked[1] if self._asked else 1
             self._asked = None
-            self._unwrapped = self.keyring.rotate(self.corridor, at_least=at_least)
+            self._unwrapped = self.data_keys.rotate(self.corridor, at_least=at_least)
             self._records, self._since, self._reason = 0, time.monotonic(), reason
         return self._wrap(stop) if self._unwrapped is not None else True
 
@@ -92,7 +92,7 @@ class KeyPublisher:
             if self._asked[0] == ROTATE or current.epoch < self._asked[1]:
                 return self._asked[0]
             self._asked = None  # a retirement that does not touch the current epoch
-        if self.keyring.due(self.corridor):
+        if self.data_keys.due(self.corridor):
             return "usage"
         return self.schedule.reason(self._records, time.monotonic() - self._since)
 

@@ -55,7 +55,7 @@ from corridor.core import pipeline, topics, wire
 from corridor.core.acl import consumer_group, transactional_prefix
 from corridor.core.config import Config
 from corridor.core.config.rotation import RotationSchedule
-from corridor.core.crypto import KeyRing
+from corridor.core.crypto import DataKeyRing
 from corridor.core.errors import CorridorError, KafkaUnavailable, SourceRecreated
 from corridor.core.model import Lineage, RawMessage
 from corridor.core.plan import CorridorPlan
@@ -76,7 +76,7 @@ from corridor.kafka.sink import (
     SinkFenced,
     TransactionalSink,
 )
-from corridor.keys.provider import KeyProvider
+from corridor.keys.provider import KekProvider
 from corridor.processor.keys import KeyPublisher
 from corridor.zones.credentials import Principal
 
@@ -149,7 +149,7 @@ class CorridorRunner:
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
                  principal: Principal, log: Log, instance: str = "0",
-                 keyring: KeyRing | None = None, key_provider: KeyProvider | None = None,
+                 data_keys: DataKeyRing | None = None, kek_provider: KekProvider | None = None,
                  rotation: RotationSchedule | None = None) -> None:
         self.config = config
         self.plan = plan
@@ -176,14 +176,14 @@ class CorridorRunner:
         self._admin: AdminClient | None = None
         self._dest_admin: AdminClient | None = None
         self._state: dict[str, str] = {}
-        self.keyring = keyring
+        self.data_keys = data_keys
         self._stop = threading.Event()
         # Data keys: drawn, rotated and wrapped by the publisher, which pauses the corridor
         # while the key provider is unreachable (fail closed). Wrapping happens in run().
         self.keys: KeyPublisher | None = None
-        if keyring is not None and key_provider is not None and plan.cipher is not None:
+        if data_keys is not None and kek_provider is not None and plan.cipher is not None:
             self.keys = KeyPublisher(
-                self.corridor.name, self.corridor.destination, keyring, key_provider,
+                self.corridor.name, self.corridor.destination, data_keys, kek_provider,
                 rotation or RotationSchedule(), self._notify, self.log,
                 lambda: ControlListener(self.destination, principal, self.corridor.name))
         self.reader = OffsetReader(self.destination, principal, self.corridor.name)

@@ -12,13 +12,13 @@ from typing import Any
 from corridor.core.acl import corridor_principal
 from corridor.core.config import Config, KeysConfig, KeyTreatment, Transform
 from corridor.core.config.rotation import RotationSchedule, rotation_for
-from corridor.core.crypto import KeyRing, RotationPolicy, SecretBytes
+from corridor.core.crypto import DataKeyRing, SecretBytes
 from corridor.core.crypto.rotation import latest_epoch
 from corridor.core.errors import CorridorError, CryptoError, KafkaUnavailable
 from corridor.core.plan import build_plan
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.processor.runner import CorridorRunner
 from corridor.zones import local
 from corridor.zones.credentials import Principal
@@ -33,8 +33,8 @@ def endpoints_for(config: Config) -> dict[str, Endpoint]:
     return {name: Endpoint(name, zone.bootstrap) for name, zone in config.zones.items()}
 
 
-def key_provider(config: Config, zone: str) -> Any:
-    """The KeyProvider of ``zone`` as its corridor-file entry says."""
+def kek_provider(config: Config, zone: str) -> Any:
+    """The KekProvider of ``zone`` as its corridor-file entry says."""
     keys: KeysConfig = config.zones[zone].keys
     if keys.provider == "vault":
         from corridor.keys.vault import VaultTransit
@@ -45,7 +45,7 @@ def key_provider(config: Config, zone: str) -> Any:
                               "(the Vault token) is not set")
         name = keys.transit_key or f"corridor-{zone}"
         return VaultTransit(keys.addr or "", token, mount=keys.mount, key_name=lambda _z: name)
-    return LocalKeyring(_keys_dir(config, keys))
+    return LocalKekProvider(_keys_dir(config, keys))
 
 
 def _keys_dir(config: Config, keys: KeysConfig) -> Path:
@@ -91,14 +91,14 @@ def pseudonymizes(config: Config, corridor_name: str) -> bool:
 
 
 def make_runner(config: Config, name: str, instance: str, logger: Any,
-                rotation: RotationPolicy | None = None,
                 schedule: RotationSchedule | None = None) -> CorridorRunner:
     """One corridor's runner. Its first data key is drawn here (epoch one past the highest
     published for the corridor) and wrapped when the runner starts (see processor.keys).
     ``schedule`` (the run flags) overrides the corridor's ``rotate`` from the file."""
     corridor = config.corridors[name]
-    ring = KeyRing(policy=rotation or _rotation_from_env()) if encrypts(config, name) else None
-    provider = key_provider(config, corridor.destination) if ring is not None else None
+    # The ring rotates only when the publisher asks (processor.keys applies the schedule).
+    ring = DataKeyRing() if encrypts(config, name) else None
+    provider = kek_provider(config, corridor.destination) if ring is not None else None
     endpoints = endpoints_for(config)
     principal = runner_principal(name, logger)
     if ring is not None:
@@ -106,8 +106,8 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
                                                logger))
     secret = pseudonym_secret(config, name) if pseudonymizes(config, name) else None
     plan = build_plan(config, name, ring, secret)
-    return CorridorRunner(config, plan, endpoints, principal, logger, instance, keyring=ring,
-                          key_provider=provider, rotation=rotation_for(corridor, schedule))
+    return CorridorRunner(config, plan, endpoints, principal, logger, instance, data_keys=ring,
+                          kek_provider=provider, rotation=rotation_for(corridor, schedule))
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:
@@ -134,11 +134,6 @@ def runner_principal(name: str, logger: Any) -> Principal:
                    reason=f"no principal {corridor_principal(name)} in {creds.path}: "
                           "run `corridor provision --acls`")
     return creds.admin
-
-
-def _rotation_from_env() -> RotationPolicy:
-    every = os.environ.get("CORRIDOR_ROTATE_EVERY")
-    return RotationPolicy(max_encryptions=int(every)) if every else RotationPolicy()
 
 
 def start_runners(config: Config, names: list[str], instance: str, stop: threading.Event,

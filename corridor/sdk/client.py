@@ -4,7 +4,7 @@
     producer.send({...})                      # validated, single-object Avro
     producer.flush()
 
-    with CorridorConsumer(config, "corridor.hk-eu.trade.shipment", keyring=LocalKeyring()) as c:
+    with CorridorConsumer(config, "corridor.hk-eu.trade.shipment", kek_provider=LocalKekProvider()) as c:
         for record in c.records(idle_timeout_s=5):
             record.value, record.headers["corridor-jurisdiction"], record.lineage
 
@@ -59,7 +59,7 @@ from corridor.core.wire import (
 )
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.io import Follower, PlainProducer, Record, endpoint_of, read_to_end
-from corridor.keys.provider import KeyProvider
+from corridor.keys.provider import KekProvider
 from corridor.sdk.decrypt import decrypt_rows, encrypted_fields, match_egress, unseal_rows
 from corridor.zones.credentials import Principal
 
@@ -167,7 +167,7 @@ class Catalog(Mapping[str, DataKey]):
     """
 
     def __init__(self, endpoint: Endpoint, principal: Principal,
-                 provider: KeyProvider | None = None) -> None:
+                 provider: KekProvider | None = None) -> None:
         self.endpoint, self.principal, self.provider = endpoint, principal, provider
         self.schemas: dict[bytes, AvroSchema] = {}
         self.data_keys: dict[str, DataKey] = {}
@@ -236,14 +236,14 @@ def _destination(config: Config, topic: str) -> str:
 
 class CorridorConsumer:
     """Reads a corridor topic. ``source`` is a Config (the topic's zone is looked up) or an
-    Endpoint. ``keyring`` is the destination zone's KeyProvider (e.g. LocalKeyring).
+    Endpoint. ``kek_provider`` is the destination zone's KekProvider (e.g. LocalKekProvider).
 
     Without ``group`` every partition is read from the beginning (or the end);
     with ``group`` the group's committed offsets win (auto-commit).
     """
 
     def __init__(self, source: Config | Endpoint | str | Path, topic: str,
-                 keyring: KeyProvider | None = None, group: str | None = None,
+                 kek_provider: KekProvider | None = None, group: str | None = None,
                  from_beginning: bool = True, principal: Principal | None = None) -> None:
         if isinstance(source, Endpoint):
             endpoint = source
@@ -251,8 +251,8 @@ class CorridorConsumer:
             cfg = _config(source)
             endpoint = endpoint_of(cfg, _destination(cfg, topic))
         principal = principal or _admin()
-        self.topic, self.keyring = topic, keyring
-        self.catalog = Catalog(endpoint, principal, keyring)
+        self.topic, self.kek_provider = topic, kek_provider
+        self.catalog = Catalog(endpoint, principal, kek_provider)
         self._follower = Follower(endpoint, principal, topic, group=group,
                                   from_beginning=from_beginning)
 
@@ -309,7 +309,7 @@ class CorridorConsumer:
         assert isinstance(value, dict)
         treatment = str(schema.raw.get(KEY_ATTRIBUTE, {}).get("treatment", ""))
         key = rec.key
-        if self.keyring is not None:
+        if self.kek_provider is not None:
             corridor, dataset = self._where(headers)
             decrypt_rows([value], encrypted_fields(schema), corridor=corridor, dataset=dataset,
                          keys=self.catalog)
@@ -345,7 +345,7 @@ class CorridorConsumer:
         parked = [tuple((h["name"], h["value"]) for h in r.pop(HEADERS_COLUMN, None) or ())
                   for r in rows]
         treatment = (batch.schema.metadata or {}).get(wire.META_KEY, b"").decode()
-        if self.keyring is not None:
+        if self.kek_provider is not None:
             self._decrypt_arrow(batch, rows, headers)
             keys = self._key(keys, treatment, *self._where(headers))
         source = headers.get(LINEAGE, "").rsplit("/", 1)[0]

@@ -21,7 +21,7 @@ import pytest
 
 from corridor.core import topics
 from corridor.kafka.io import endpoint_of, read_to_end
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.zones import local
 from corridor.zones.launcher import default_specs
 
@@ -60,7 +60,7 @@ def corridor(zones, tmp_path: Path, partitions: int = 3, edit=None) -> Iterator[
         env.path.write_text(edit(env.path.read_text()))
         env.config = load_config(env.path)
     provision_topics(str(env.path), partitions)
-    LocalKeyring(env.keys).init(env.dest)
+    LocalKekProvider(env.keys).init(env.dest)
     try:
         yield env
     finally:

@@ -57,7 +57,7 @@ class CorridorEnv:
 def make_corridor(zones, tmp_path: Path, fmt: str = "avro",
                   dest_keys: str | None = None) -> CorridorEnv:
     """``dest_keys``: the destination zone's ``keys:`` mapping in YAML flow style
-    (default: the local keyring in ``tmp_path/keys``, shared with the origin)."""
+    (default: the local kek_provider in ``tmp_path/keys``, shared with the origin)."""
     tag = uuid.uuid4().hex[:8]
     origin, dest, name = f"o{tag}", f"d{tag}", f"c{tag}"
     keys = tmp_path / "keys"

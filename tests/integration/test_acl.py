@@ -27,7 +27,7 @@ from corridor.kafka import admin as kadmin
 from corridor.kafka.acl_sync import drop_principals, sync_acls
 from corridor.kafka.clients import client_config
 from corridor.kafka.io import endpoint_of
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.sdk import CorridorConsumer
 from corridor.zones.credentials import Credentials, Principal, Secret, load_or_create_credentials
 
@@ -105,7 +105,7 @@ def env(zones, tmp_path_factory) -> Iterator[Env]:
     for plan in plans:
         kadmin.ensure_topics(zones.admin(cluster[plan.zone]),
                              [kadmin.TopicSpec(plan.name, plan.partitions, plan.config)])
-    LocalKeyring(tmp / "keys").init(names["d"])
+    LocalKekProvider(tmp / "keys").init(names["d"])
     endpoints = {z: endpoint_of(config, z) for z in config.zones}
     first = sync_acls(config, endpoints, creds)
     assert sum(len(g) for g in first.added.values()) == len(acl.grants(config))
@@ -295,7 +295,7 @@ def test_corridor_runs_end_to_end_on_least_rights(env, tmp_path):
         proc.close()
     analytics = env.who(acl.analytics_principal(n["d"]))
     consumer = CorridorConsumer(env.endpoint("d"), topics.corridor_topic(n["o1"], n["d"], SHIPMENT),
-                                keyring=LocalKeyring(env.path.parent / "keys"),
+                                kek_provider=LocalKekProvider(env.path.parent / "keys"),
                                 principal=analytics)
     records = list(consumer.records(idle_timeout_s=3))
     assert 0 < len(records) <= counts[SHIPMENT]

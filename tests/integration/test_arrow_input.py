@@ -9,7 +9,7 @@ from corridor.core import topics
 from corridor.core.codec import decode_avro
 from corridor.core.schema import SchemaStore
 from corridor.dev.sample import generate_records
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.sdk import CorridorConsumer, ParkProducer
 
 from .corridor_env import drop_topics, make_corridor
@@ -26,7 +26,7 @@ def env(zones, tmp_path):
 
     env = make_corridor(zones, tmp_path, fmt="arrow")
     provision_topics(str(env.path), 3)
-    LocalKeyring(env.keys).init(env.dest)
+    LocalKekProvider(env.keys).init(env.dest)
     yield env
     drop_topics(zones, env)
 
@@ -52,7 +52,7 @@ def test_arrow_batches_cross_with_lineage_per_row(env, zones, tmp_path) -> None:
     assert report.source == ROWS + 1 and report.accounted == ROWS + 1
     assert report.withheld > 0 and report.delivered > 0
     topic = topics.corridor_topic(env.origin, env.dest, DATASET)
-    with CorridorConsumer(env.config, topic, keyring=LocalKeyring(env.keys),
+    with CorridorConsumer(env.config, topic, kek_provider=LocalKekProvider(env.keys),
                           principal=zones.credentials.admin) as consumer:
         records = list(consumer.records(idle_timeout_s=3))
     assert len(records) == report.delivered

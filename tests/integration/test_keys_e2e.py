@@ -23,7 +23,7 @@ from corridor.core.schema import unframe
 from corridor.dev.chaos.proxy import FaultProxy
 from corridor.kafka.io import endpoint_of, read_to_end
 from corridor.kafka.keys_topic import published_keys
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.keys.vault import VaultTransit
 from corridor.sdk import CorridorConsumer
 
@@ -63,7 +63,7 @@ def _check_decrypts_all(env: CorridorEnv, admin: Any, provider: Any, delivered: 
     returns the key ids seen in `corridor-key` headers."""
     sources = _sources(env, admin)
     seen, key_ids = 0, set()
-    with CorridorConsumer(env.config, _corridor_topic(env), keyring=provider) as consumer:
+    with CorridorConsumer(env.config, _corridor_topic(env), kek_provider=provider) as consumer:
         for record in consumer.records(max_records=delivered, idle_timeout_s=10):
             source = sources[record.lineage]
             assert record.value["contact_email"] == source["contact_email"], record.lineage
@@ -88,7 +88,7 @@ def _rotation_run(zones: Any, tmp_path: Path, total: int, every: int) -> None:
     admin = zones.credentials.admin
     env = _env(zones, tmp_path)
     try:
-        LocalKeyring(env.keys).init(env.dest)
+        LocalKekProvider(env.keys).init(env.dest)
         produce(env, admin, total, seed=17)
         proc = Processor(env, tmp_path, "rotating", "--rotate-every-records", str(every),
                          "--until-caught-up")
@@ -98,21 +98,21 @@ def _rotation_run(zones: Any, tmp_path: Path, total: int, every: int) -> None:
             proc.close()
         report = verify(env, admin)
         assert report.ok and report.source == total and report.accounted == total
-        key_ids = _check_decrypts_all(env, admin, LocalKeyring(env.keys), report.delivered)
+        key_ids = _check_decrypts_all(env, admin, LocalKekProvider(env.keys), report.delivered)
         assert len(key_ids) >= total // every, sorted(key_ids)
         published = {k.key_id for k in published_keys(endpoint_of(env.config, env.dest), admin)}
         assert key_ids <= published
 
-        # Another zone's keyring cannot open hk->eu data: it holds no KEK of that zone...
-        asean = LocalKeyring(tmp_path / "asean-keys")
+        # Another zone's kek_provider cannot open hk->eu data: it holds no KEK of that zone...
+        asean = LocalKekProvider(tmp_path / "asean-keys")
         asean.init("asean")
-        with (CorridorConsumer(env.config, _corridor_topic(env), keyring=asean) as consumer,
+        with (CorridorConsumer(env.config, _corridor_topic(env), kek_provider=asean) as consumer,
               pytest.raises(KeyNotFound, match=f"no KEK for zone {env.dest}")):
             next(iter(consumer.records(max_records=1, idle_timeout_s=10)))
         # ...and a KEK made under the destination's name elsewhere is the wrong key.
-        impostor = LocalKeyring(tmp_path / "impostor-keys")
+        impostor = LocalKekProvider(tmp_path / "impostor-keys")
         impostor.init(env.dest)
-        with (CorridorConsumer(env.config, _corridor_topic(env), keyring=impostor) as consumer,
+        with (CorridorConsumer(env.config, _corridor_topic(env), kek_provider=impostor) as consumer,
               pytest.raises(WrongKey)):
             next(iter(consumer.records(max_records=1, idle_timeout_s=10)))
     finally:
@@ -131,7 +131,7 @@ def test_rotate_on_command_and_retire(zones, tmp_path):
     env = _env(zones, tmp_path)
     proc = None
     try:
-        LocalKeyring(env.keys).init(env.dest)
+        LocalKekProvider(env.keys).init(env.dest)
         produce(env, admin, 2_000, seed=3)
         proc = Processor(env, tmp_path, "commanded")
         wait_until(lambda: committed(env, admin) == 2_000, 60, "the first 2000 records")
@@ -157,7 +157,7 @@ def test_rotate_on_command_and_retire(zones, tmp_path):
         assert {k.key_id for k in published_keys(dest, admin) if k.corridor == env.name} == {
             mine[1].key_id}
         with (CorridorConsumer(env.config, _corridor_topic(env),
-                               keyring=LocalKeyring(env.keys)) as consumer,
+                               kek_provider=LocalKekProvider(env.keys)) as consumer,
               pytest.raises(KeyNotFound, match=first.key_id)):
             list(consumer.records(idle_timeout_s=5))
         proc.stop()
@@ -242,7 +242,7 @@ def _assert_no_plaintext(env: CorridorEnv, admin: Any) -> None:
     open transactions too) holds ciphertext, not the source value, in contact_email."""
     sources = _sources(env, admin)
     dest = endpoint_of(env.config, env.dest)
-    reader = CorridorConsumer(env.config, _corridor_topic(env))  # no keyring: raw ciphertext
+    reader = CorridorConsumer(env.config, _corridor_topic(env))  # no kek_provider: raw ciphertext
     try:
         count = 0
         for rec in read_to_end(dest, admin, _corridor_topic(env), uncommitted=True):

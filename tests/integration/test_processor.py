@@ -10,7 +10,7 @@ import pytest
 
 from corridor.core import topics
 from corridor.kafka.io import endpoint_of, read_to_end
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 
 from .corridor_env import drop_topics, make_corridor
 from .processor_env import (
@@ -31,7 +31,7 @@ def env(zones, tmp_path):
 
     env = make_corridor(zones, tmp_path)
     provision_topics(str(env.path), 3)
-    LocalKeyring(env.keys).init(env.dest)
+    LocalKekProvider(env.keys).init(env.dest)
     yield env
     drop_topics(zones, env)
 

@@ -8,7 +8,7 @@ import pytest
 
 from corridor.core import pipeline, topics
 from corridor.core.codec import decode_avro
-from corridor.core.crypto import KeyRing
+from corridor.core.crypto import DataKeyRing
 from corridor.core.errors import SchemaError, WrongKey
 from corridor.core.model import Lineage, RawMessage
 from corridor.core.plan import build_plan
@@ -16,7 +16,7 @@ from corridor.core.schema import SchemaStore
 from corridor.dev.sample import generate_rows
 from corridor.kafka.io import TransactionalWriter, endpoint_of, read_to_end
 from corridor.kafka.sink import OutMessage
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.sdk import CorridorConsumer, ParkProducer
 
 from .corridor_env import drop_topics, make_corridor
@@ -57,9 +57,9 @@ def test_park_records_arrive_decodable(env, zones) -> None:
 def _deliver(env, zones, rows):
     """Run the real pipeline on ``rows`` and write what a processor would, in one transaction."""
     kek_zone = env.dest
-    provider = LocalKeyring(env.keys)
+    provider = LocalKekProvider(env.keys)
     provider.init(kek_zone)
-    ring = KeyRing()
+    ring = DataKeyRing()
     key = ring.rotate(env.name)
     plan = build_plan(env.config, env.name, ring, b"sdk test pseudonym secret, 32 b.")
     dp = plan.datasets[DATASET]
@@ -84,7 +84,7 @@ def test_consumer_decodes_tags_and_decrypts(env, zones) -> None:
     result, provider = _deliver(env, zones, rows)
     assert len(result.delivered) == 30
     topic = topics.corridor_topic(env.origin, env.dest, DATASET)
-    with CorridorConsumer(env.config, topic, keyring=provider) as consumer:
+    with CorridorConsumer(env.config, topic, kek_provider=provider) as consumer:
         got = list(consumer.records(max_records=30, idle_timeout_s=20))
     assert len(got) == 30
     by_lineage = {r.lineage: r for r in got}
@@ -105,9 +105,9 @@ def test_consumer_decodes_tags_and_decrypts(env, zones) -> None:
     if plain[0].value["contact_email"] is not None:
         assert isinstance(plain[0].value["contact_email"], bytes)
     # Another zone's KEK cannot unwrap the data key: a clear error, no plaintext.
-    other = LocalKeyring(env.keys.parent / "other")
+    other = LocalKekProvider(env.keys.parent / "other")
     other.init(env.dest)
-    with CorridorConsumer(env.config, topic, keyring=other) as consumer, pytest.raises(WrongKey):
+    with CorridorConsumer(env.config, topic, kek_provider=other) as consumer, pytest.raises(WrongKey):
         list(consumer.records(max_records=1, idle_timeout_s=20))
 
 
@@ -123,7 +123,7 @@ def test_arrow_batches_become_rows_with_lineage_and_decrypted_columns(zones, tmp
         result, provider = _deliver(env, zones, rows)
         assert len(result.delivered) == 1  # one IPC batch for the one source partition
         topic = topics.corridor_topic(env.origin, env.dest, DATASET)
-        with CorridorConsumer(env.config, topic, keyring=provider) as consumer:
+        with CorridorConsumer(env.config, topic, kek_provider=provider) as consumer:
             got = list(consumer.records(max_records=25, idle_timeout_s=20))
         source = topics.outbound(env.origin, DATASET)
         assert [r.lineage for r in got] == [f"{source}/0/{i}" for i in range(25)]

@@ -12,7 +12,7 @@ from corridor.core import topics
 from corridor.core.errors import ContextMismatch, TamperedCiphertext
 from corridor.core.schema import frame, unframe
 from corridor.kafka.io import PlainProducer, endpoint_of, read_to_end
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.sdk import CorridorConsumer
 
 from .chaos_env import corridor, record_figures
@@ -38,8 +38,8 @@ def test_altered_or_moved_ciphertext_is_refused(zones, tmp_path):
             proc.close()
         dest = endpoint_of(env.config, env.dest)
         topic = topics.corridor_topic(env.origin, env.dest, DATASET)
-        keyring = LocalKeyring(env.keys)
-        consumer = CorridorConsumer(env.config, topic, keyring=keyring)
+        kek_provider = LocalKekProvider(env.keys)
+        consumer = CorridorConsumer(env.config, topic, kek_provider=kek_provider)
         try:
             originals = list(read_to_end(dest, admin, topic))
             good = [consumer.decode(r)[0] for r in originals]  # the untouched ones decrypt
@@ -71,7 +71,7 @@ def test_altered_or_moved_ciphertext_is_refused(zones, tmp_path):
         finally:
             consumer.close()
         # The iterator a consumer uses refuses them too: no plaintext comes out after them.
-        with CorridorConsumer(env.config, topic, keyring=keyring) as follower, \
+        with CorridorConsumer(env.config, topic, kek_provider=kek_provider) as follower, \
                 pytest.raises((TamperedCiphertext, ContextMismatch)):
             list(follower.records(idle_timeout_s=15))
     record_figures("tamper", scenario="tampered ciphertext", tampered=2, refused=2,

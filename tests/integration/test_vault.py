@@ -10,7 +10,7 @@ from dataclasses import replace
 import pyarrow as pa
 import pytest
 
-from corridor.core.crypto import KeyRing, WrappedKey, decrypt_column
+from corridor.core.crypto import DataKeyRing, WrappedKey, decrypt_column
 from corridor.core.errors import (
     KeyNotFound,
     KeyProviderUnavailable,
@@ -30,7 +30,7 @@ def test_transit_round_trip_and_errors(bao_url: str) -> None:
     assert kek_id.startswith("eu-transit-corridor-eu-")
     provider.create_key("asean")
 
-    ring = KeyRing()
+    ring = DataKeyRing()
     dek = ring.rotate("hk-eu")
     values = pa.array(["alice@example.org", None])
     sealed = ring.cipher("hk-eu").encrypt_column(
@@ -40,7 +40,7 @@ def test_transit_round_trip_and_errors(bao_url: str) -> None:
     assert wrapped.wrapped.startswith(b"vault:v1:") and wrapped.kek_id == kek_id
 
     # The consumer side: a fresh provider and key ring, the wrapped key from the topic.
-    reader = KeyRing()
+    reader = DataKeyRing()
     reader.add(VaultTransit(bao_url, TOKEN).unwrap(WrappedKey.from_json(wrapped.to_json())))
     back = decrypt_column(
         sealed, values.type, corridor="hk-eu", dataset="d", field="email", keys=reader

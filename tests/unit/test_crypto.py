@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from corridor.core.config.rotation import RotationSchedule
 from corridor.core.crypto import (
+    DataKeyRing,
     FieldCipher,
     Kek,
-    KeyRing,
     NonceSource,
-    RotationPolicy,
     WrappedKey,
     decrypt_batch_column,
     decrypt_column,
@@ -51,8 +51,8 @@ class FakeClock:
 
 
 @pytest.fixture()
-def ring() -> KeyRing:
-    r = KeyRing(random=seeded(), clock=FakeClock(), nonces=NonceSource(random=seeded(8)))
+def ring() -> DataKeyRing:
+    r = DataKeyRing(random=seeded(), clock=FakeClock(), nonces=NonceSource(random=seeded(8)))
     r.rotate("hk-eu")
     return r
 
@@ -81,7 +81,7 @@ COLUMNS = {
 
 @pytest.mark.parametrize("deterministic", [False, True])
 @pytest.mark.parametrize("name", list(COLUMNS))
-def test_avro_format_round_trip(ring: KeyRing, name: str, deterministic: bool) -> None:
+def test_avro_format_round_trip(ring: DataKeyRing, name: str, deterministic: bool) -> None:
     values = COLUMNS[name]
     sealed = ring.cipher("hk-eu").encrypt_column(values, **CTX, deterministic=deterministic)
     assert sealed.type == pa.binary() and len(sealed) == len(values)
@@ -90,7 +90,7 @@ def test_avro_format_round_trip(ring: KeyRing, name: str, deterministic: bool) -
 
 
 @pytest.mark.parametrize("name", list(COLUMNS))
-def test_arrow_format_round_trip(ring: KeyRing, name: str) -> None:
+def test_arrow_format_round_trip(ring: DataKeyRing, name: str) -> None:
     values = COLUMNS[name]
     blob = ring.cipher("hk-eu").encrypt_batch_column(values, **CTX, lineage="hk.outbound.t/0/10")
     back = decrypt_batch_column(
@@ -102,7 +102,7 @@ def test_arrow_format_round_trip(ring: KeyRing, name: str) -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.text()), max_size=30), st.booleans())
 def test_strings_round_trip_property(values: list[str | None], deterministic: bool) -> None:
-    r = KeyRing(random=seeded(), clock=FakeClock())
+    r = DataKeyRing(random=seeded(), clock=FakeClock())
     r.rotate("hk-eu")
     arr = pa.array(values, pa.string())
     sealed = r.cipher("hk-eu").encrypt_column(arr, **CTX, deterministic=deterministic)
@@ -112,19 +112,19 @@ def test_strings_round_trip_property(values: list[str | None], deterministic: bo
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), max_size=30))
 def test_longs_round_trip_property(values: list[int | None]) -> None:
-    r = KeyRing(random=seeded(), clock=FakeClock())
+    r = DataKeyRing(random=seeded(), clock=FakeClock())
     r.rotate("hk-eu")
     arr = pa.array(values, pa.int64())
     sealed = r.cipher("hk-eu").encrypt_column(arr, **CTX)
     assert decrypt_column(sealed, pa.int64(), **CTX, keys=r).to_pylist() == values
 
 
-def test_randomized_mode_hides_equality(ring: KeyRing) -> None:
+def test_randomized_mode_hides_equality(ring: DataKeyRing) -> None:
     sealed = ring.cipher("hk-eu").encrypt_column(pa.array(["same", "same"]), **CTX)
     assert sealed[0] != sealed[1]
 
 
-def test_deterministic_mode_reveals_equality_only_within_field_and_epoch(ring: KeyRing) -> None:
+def test_deterministic_mode_reveals_equality_only_within_field_and_epoch(ring: DataKeyRing) -> None:
     cipher = ring.cipher("hk-eu")
     arr = pa.array(["same", "same", "other"])
     a = cipher.encrypt_column(arr, **CTX, deterministic=True).to_pylist()
@@ -136,7 +136,7 @@ def test_deterministic_mode_reveals_equality_only_within_field_and_epoch(ring: K
     assert next_epoch[0].as_py() != a[0]
 
 
-def test_layout_is_versioned_and_names_the_key(ring: KeyRing) -> None:
+def test_layout_is_versioned_and_names_the_key(ring: DataKeyRing) -> None:
     value = ring.cipher("hk-eu").encrypt_column(pa.array(["x"]), **CTX)[0].as_py()
     kid = ring.cipher("hk-eu").key_id.encode()
     assert value[0] == 0x01 and value[1] == len(kid) and value[2 : 2 + len(kid)] == kid
@@ -146,13 +146,13 @@ def test_layout_is_versioned_and_names_the_key(ring: KeyRing) -> None:
 # --- the four errors -------------------------------------------------------------
 
 
-def test_unknown_key_id_is_key_not_found(ring: KeyRing) -> None:
+def test_unknown_key_id_is_key_not_found(ring: DataKeyRing) -> None:
     sealed = ring.cipher("hk-eu").encrypt_column(pa.array(["x"]), **CTX)
     with pytest.raises(KeyNotFound):
         decrypt_column(sealed, pa.string(), **CTX, keys={})
 
 
-def test_retired_epoch_is_key_not_found(ring: KeyRing) -> None:
+def test_retired_epoch_is_key_not_found(ring: DataKeyRing) -> None:
     old = ring.cipher("hk-eu")
     sealed = old.encrypt_column(pa.array(["x"]), **CTX)
     ring.rotate("hk-eu")
@@ -199,7 +199,7 @@ def test_wrapped_key_json_round_trip() -> None:
         WrappedKey.from_json(b'{"v": 1}')
 
 
-def test_tampered_value_is_tampered(ring: KeyRing) -> None:
+def test_tampered_value_is_tampered(ring: DataKeyRing) -> None:
     sealed = ring.cipher("hk-eu").encrypt_column(pa.array(["secret"]), **CTX)[0].as_py()
     bad = sealed[:-3] + bytes([sealed[-3] ^ 0x40]) + sealed[-2:]
     with pytest.raises(TamperedCiphertext):
@@ -210,20 +210,20 @@ def test_tampered_value_is_tampered(ring: KeyRing) -> None:
 
 @pytest.mark.parametrize("moved", [{"field": "hs_code"}, {"dataset": "ecommerce.order"}])
 def test_value_moved_to_other_field_or_dataset_is_context_mismatch(
-    ring: KeyRing, moved: dict
+    ring: DataKeyRing, moved: dict
 ) -> None:
     sealed = ring.cipher("hk-eu").encrypt_column(pa.array(["secret"]), **CTX)
     with pytest.raises(ContextMismatch):
         decrypt_column(sealed, pa.string(), **{**CTX, **moved}, keys=ring)
 
 
-def test_value_moved_to_other_corridor_is_context_mismatch(ring: KeyRing) -> None:
+def test_value_moved_to_other_corridor_is_context_mismatch(ring: DataKeyRing) -> None:
     sealed = ring.cipher("hk-eu").encrypt_column(pa.array(["secret"]), **CTX)
     with pytest.raises(ContextMismatch):
         decrypt_column(sealed, pa.string(), **{**CTX, "corridor": "hk-asean"}, keys=ring)
 
 
-def test_arrow_format_errors(ring: KeyRing) -> None:
+def test_arrow_format_errors(ring: DataKeyRing) -> None:
     blob = ring.cipher("hk-eu").encrypt_batch_column(pa.array(["a", "b"]), **CTX, lineage="t/0/1")
     with pytest.raises(ContextMismatch):  # moved to another batch
         decrypt_batch_column(blob, **CTX, lineage="t/0/2", keys=ring)
@@ -247,7 +247,7 @@ def test_million_nonces_are_unique_and_fast() -> None:
     assert time.perf_counter() - start < 5.0
 
 
-def test_nonces_in_a_column_are_distinct(ring: KeyRing) -> None:
+def test_nonces_in_a_column_are_distinct(ring: DataKeyRing) -> None:
     sealed = ring.cipher("hk-eu").encrypt_column(pa.array(["v"] * 1000), **CTX).to_pylist()
     kid_len = sealed[0][1]
     nonces = {v[2 + kid_len + 8 : 2 + kid_len + 20] for v in sealed}
@@ -267,14 +267,14 @@ def test_usage_limit_refuses_and_encrypts_nothing() -> None:
         cipher.encrypt_batch_column(pa.array(["x"]), **CTX, lineage="t/0/1")
 
 
-def test_key_for_another_corridor_is_refused(ring: KeyRing) -> None:
+def test_key_for_another_corridor_is_refused(ring: DataKeyRing) -> None:
     with pytest.raises(CryptoError):
         ring.cipher("hk-eu").encrypt_column(pa.array(["x"]), **{**CTX, "corridor": "hk-asean"})
 
 
 def test_rotation_by_count_and_by_age() -> None:
     clock = FakeClock()
-    ring = KeyRing(policy=RotationPolicy(max_encryptions=3, max_age_seconds=60), clock=clock)
+    ring = DataKeyRing(schedule=RotationSchedule(every_records=3, every_seconds=60), clock=clock)
     first = ring.rotate_if_due("hk-eu")
     assert first is not None and first.epoch == 1
     assert ring.rotate_if_due("hk-eu") is None
@@ -293,10 +293,10 @@ def test_rotation_by_count_and_by_age() -> None:
 
 def test_no_current_key_fails_closed() -> None:
     with pytest.raises(KeyNotFound):
-        KeyRing().cipher("hk-eu")
+        DataKeyRing().cipher("hk-eu")
 
 
-def test_column_mixing_epochs_decrypts_and_tamper_mid_column_is_caught(ring: KeyRing) -> None:
+def test_column_mixing_epochs_decrypts_and_tamper_mid_column_is_caught(ring: DataKeyRing) -> None:
     first = ring.cipher("hk-eu").encrypt_column(pa.array(["a", None, "b"]), **CTX).to_pylist()
     ring.rotate("hk-eu")
     second = ring.cipher("hk-eu").encrypt_column(pa.array(["c", "d"]), **CTX).to_pylist()
@@ -320,7 +320,7 @@ def test_column_mixing_epochs_decrypts_and_tamper_mid_column_is_caught(ring: Key
 @settings(max_examples=200, deadline=None)
 @given(st.data(), st.booleans())
 def test_any_bit_flip_fails_closed(data: st.DataObject, deterministic: bool) -> None:
-    r = KeyRing(random=seeded(), clock=FakeClock())
+    r = DataKeyRing(random=seeded(), clock=FakeClock())
     r.rotate("hk-eu")
     value = r.cipher("hk-eu").encrypt_column(pa.array(["x@y.z"]), **CTX, deterministic=deterministic)
     raw = value[0].as_py()

@@ -16,7 +16,7 @@ from corridor.commands.keys import keys as keys_cli
 from corridor.commands.keys import parse_duration
 from corridor.core import topics
 from corridor.core.config.rotation import RotationSchedule
-from corridor.core.crypto import DataKey, KeyRing, RotationPolicy, WrappedKey
+from corridor.core.crypto import DataKey, DataKeyRing, WrappedKey
 from corridor.core.crypto.rotation import (
     RETIRE,
     ROTATE,
@@ -25,7 +25,7 @@ from corridor.core.crypto.rotation import (
     plan_retirement,
 )
 from corridor.core.errors import CryptoError, KeyProviderUnavailable
-from corridor.keys import LocalKeyring
+from corridor.keys import LocalKekProvider
 from corridor.processor.keys import KeyPublisher
 
 # -- schedule ------------------------------------------------------------------
@@ -118,7 +118,7 @@ class FlakyProvider:
     """Wraps with a local KEK; raises KeyProviderUnavailable while ``down``."""
 
     def __init__(self, folder: Path) -> None:
-        self.ring = LocalKeyring(folder)
+        self.ring = LocalKekProvider(folder)
         self.ring.init("eu")
         self.down = 0  # how many more calls fail
         self.calls = 0
@@ -158,13 +158,13 @@ class Log:
 
 
 NO_SCHEDULE = RotationSchedule()
-NO_POLICY = RotationPolicy()
+NO_POLICY = RotationSchedule()
 
 
 def publisher(tmp_path: Path, schedule: RotationSchedule = NO_SCHEDULE,
-              policy: RotationPolicy = NO_POLICY, control: FakeControl | None = None,
+              policy: RotationSchedule = NO_POLICY, control: FakeControl | None = None,
               first_epoch: int = 1) -> tuple[KeyPublisher, FlakyProvider, list[Any], list[float]]:
-    ring = KeyRing(policy=policy)
+    ring = DataKeyRing(schedule=policy)
     ring.rotate("hk-eu", at_least=first_epoch)
     provider = FlakyProvider(tmp_path / "keys")
     notes: list[Any] = []
@@ -223,14 +223,14 @@ def test_rotation_every_n_records(tmp_path: Path) -> None:
     distinct = list(dict.fromkeys(ids))
     # a new epoch at the first batch boundary at or past each 1000 records: 0, 1200, 2400, ...
     assert len(distinct) == 9
-    assert [pub.keyring[k].epoch for k in distinct] == list(range(1, 10))
+    assert [pub.data_keys[k].epoch for k in distinct] == list(range(1, 10))
     assert set(pub.pending) == set(distinct)  # each wrapped, waiting for its transaction
 
 
 def test_usage_policy_still_rotates(tmp_path: Path) -> None:
     import pyarrow as pa
 
-    pub, _, _, _ = publisher(tmp_path, policy=RotationPolicy(max_encryptions=3))
+    pub, _, _, _ = publisher(tmp_path, policy=RotationSchedule(every_records=3))
     stop = threading.Event()
     assert pub.prepare(stop)
     first = pub.cipher.key_id

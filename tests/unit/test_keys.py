@@ -1,4 +1,4 @@
-"""corridor.keys: the local keyring's file rules, `corridor keys init`, and secrets staying secret."""
+"""corridor.keys: the local kek_provider's file rules, `corridor keys init`, and secrets staying secret."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from corridor.commands.keys import keys as keys_cli
-from corridor.core.crypto import KeyRing, decrypt_column, new_data_key
+from corridor.core.crypto import DataKeyRing, decrypt_column, new_data_key
 from corridor.core.errors import (
     ContextMismatch,
     CryptoError,
@@ -26,7 +26,7 @@ from corridor.core.errors import (
     KeyProviderUnavailable,
     WrongKey,
 )
-from corridor.keys import KeyProvider, LocalKeyring
+from corridor.keys import KekProvider, LocalKekProvider
 
 
 def seeded(seed: int):
@@ -41,22 +41,22 @@ def test_init_makes_0600_file_in_0700_folder_even_with_open_umask(tmp_path: Path
     folder = tmp_path / "keys"
     old = os.umask(0)
     try:
-        kek = LocalKeyring(folder).init("eu")
+        kek = LocalKekProvider(folder).init("eu")
     finally:
         os.umask(old)
     assert mode_of(folder) == 0o700 and mode_of(folder / "eu.kek") == 0o600
     assert kek.key_id.startswith("eu-kek-") and len(kek.key_id) == len("eu-kek-") + 8
-    again = LocalKeyring(folder).load("eu")
+    again = LocalKekProvider(folder).load("eu")
     assert again.key_id == kek.key_id and again.material == kek.material
-    assert isinstance(LocalKeyring(folder), KeyProvider)
+    assert isinstance(LocalKekProvider(folder), KekProvider)
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
-    ring = LocalKeyring(tmp_path / "keys")
+    ring = LocalKekProvider(tmp_path / "keys")
     first = ring.init("eu")
     with pytest.raises(KeyFileError, match="already exists"):
-        LocalKeyring(tmp_path / "keys").init("eu")
-    assert LocalKeyring(tmp_path / "keys").load("eu").material == first.material
+        LocalKekProvider(tmp_path / "keys").init("eu")
+    assert LocalKekProvider(tmp_path / "keys").load("eu").material == first.material
 
 
 def test_init_refuses_group_readable_folder(tmp_path: Path) -> None:
@@ -64,29 +64,29 @@ def test_init_refuses_group_readable_folder(tmp_path: Path) -> None:
     folder.mkdir(mode=0o750)
     folder.chmod(0o750)
     with pytest.raises(KeyFileError) as err:
-        LocalKeyring(folder).init("eu")
+        LocalKekProvider(folder).init("eu")
     assert "0750" in str(err.value) and f"chmod 700 {folder}" in str(err.value)
     assert not (folder / "eu.kek").exists()
 
 
 def test_load_refuses_key_file_wider_than_0600(tmp_path: Path) -> None:
-    LocalKeyring(tmp_path).init("eu")
+    LocalKekProvider(tmp_path).init("eu")
     path = tmp_path / "eu.kek"
     path.chmod(0o644)
     with pytest.raises(KeyFileError) as err:
-        LocalKeyring(tmp_path).load("eu")
+        LocalKekProvider(tmp_path).load("eu")
     assert str(path) in str(err.value) and "0644" in str(err.value)
     assert f"chmod 600 {path}" in str(err.value)
 
 
 def test_missing_zone_and_missing_folder_fail_closed(tmp_path: Path) -> None:
-    LocalKeyring(tmp_path).init("eu")
+    LocalKekProvider(tmp_path).init("eu")
     with pytest.raises(KeyNotFound):
-        LocalKeyring(tmp_path).load("asean")
+        LocalKekProvider(tmp_path).load("asean")
     with pytest.raises(KeyProviderUnavailable):
-        LocalKeyring(tmp_path / "nowhere").load("eu")
+        LocalKekProvider(tmp_path / "nowhere").load("eu")
     with pytest.raises(CryptoError):
-        LocalKeyring(tmp_path).load("../eu")
+        LocalKekProvider(tmp_path).load("../eu")
 
 
 def test_corrupt_key_file_is_refused_without_showing_it(tmp_path: Path) -> None:
@@ -95,12 +95,12 @@ def test_corrupt_key_file_is_refused_without_showing_it(tmp_path: Path) -> None:
     os.write(fd, b"not-base64-key-material!!")
     os.close(fd)
     with pytest.raises(KeyFileError) as err:
-        LocalKeyring(tmp_path).load("eu")
+        LocalKekProvider(tmp_path).load("eu")
     assert "not-base64" not in str(err.value)
 
 
 def test_wrap_unwrap_through_keyring_and_wrong_keyring(tmp_path: Path) -> None:
-    mine, theirs = LocalKeyring(tmp_path / "a"), LocalKeyring(tmp_path / "b")
+    mine, theirs = LocalKekProvider(tmp_path / "a"), LocalKekProvider(tmp_path / "b")
     mine.init("eu")
     theirs.init("eu")
     dek = new_data_key("hk-eu", 1)
@@ -174,13 +174,13 @@ def log_sink():
 def test_secrets_never_appear_in_logs_reprs_or_errors(
     tmp_path: Path, log_sink: io.StringIO
 ) -> None:
-    provider = LocalKeyring(tmp_path)
+    provider = LocalKekProvider(tmp_path)
     kek = provider.init("eu", random=seeded(1))
-    ring = KeyRing(random=seeded(2))
+    ring = DataKeyRing(random=seeded(2))
     dek = ring.rotate("hk-eu")
     cipher = ring.cipher("hk-eu")
     wrapped = provider.wrap(dek, "eu")
-    other = LocalKeyring(tmp_path / "other")
+    other = LocalKekProvider(tmp_path / "other")
     other.init("eu", random=seeded(3))
     sealed = cipher.encrypt_column(
         pa.array(["alice@example.org"]), corridor="hk-eu", dataset="d", field="email"

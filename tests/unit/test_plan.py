@@ -9,7 +9,7 @@ from types import MappingProxyType
 import pytest
 
 from corridor.core.config import FieldClass, Transform, WireFormat
-from corridor.core.crypto import FieldCipher, KeyRing
+from corridor.core.crypto import DataKeyRing, FieldCipher
 from corridor.core.errors import PlanError
 from corridor.core.plan import build_plan
 from tests.unit.plan_fixtures import SECRET, data_key, load, plan_for
@@ -100,7 +100,7 @@ def test_missing_cipher_or_secret_is_refused(tmp_path: Path) -> None:
 
 def test_key_ring_and_rotation(tmp_path: Path) -> None:
     config = load(tmp_path)
-    ring = KeyRing()
+    ring = DataKeyRing()
     first = ring.rotate("hk-eu")
     plan = build_plan(config, "hk-eu", ring, SECRET)
     assert dict(plan.datasets["trade.shipment"].headers)["corridor-key"] == first.key_id.encode()

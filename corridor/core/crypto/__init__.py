@@ -18,7 +18,7 @@ from corridor.core.crypto.datakey import (
 from corridor.core.crypto.decrypt import KeyLookup, decrypt_batch_column, decrypt_column
 from corridor.core.crypto.field import DEFAULT_USAGE_LIMIT, FieldCipher
 from corridor.core.crypto.nonce import NonceSource, process_nonces
-from corridor.core.crypto.ring import KeyRing, RotationPolicy
+from corridor.core.crypto.ring import DataKeyRing
 from corridor.core.crypto.secret import SecretBytes
 
 __all__ = [
@@ -27,9 +27,8 @@ __all__ = [
     "FieldCipher",
     "Kek",
     "KeyLookup",
-    "KeyRing",
+    "DataKeyRing",
     "NonceSource",
-    "RotationPolicy",
     "SecretBytes",
     "WrappedKey",
     "decrypt_batch_column",

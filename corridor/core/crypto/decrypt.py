@@ -130,7 +130,7 @@ def decrypt_column(
 ) -> pa.Array:
     """Decrypt a binary column made by ``FieldCipher.encrypt_column`` back to ``arrow_type``.
 
-    ``keys`` maps key id -> DataKey (a ``KeyRing`` will do); values may use
+    ``keys`` maps key id -> DataKey (a ``DataKeyRing`` will do); values may use
     different keys (epochs). Raises on the first value that fails (see module doc).
     """
     if isinstance(values, pa.ChunkedArray):

@@ -17,7 +17,7 @@ key id (layout and context tag: ``corridor.core.crypto.envelope``):
 
 A cipher counts its encryptions (a whole column in the arrow format counts
 one) and raises KeyUsageExhausted before exceeding ``usage_limit``, so the
-caller rotates to a new epoch (``corridor.core.crypto.ring.KeyRing``).
+caller rotates to a new epoch (``corridor.core.crypto.ring.DataKeyRing``).
 """
 
 from __future__ import annotations

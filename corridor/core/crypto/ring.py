@@ -1,10 +1,10 @@
-"""``KeyRing``: the data keys of each corridor, by epoch, with rotation and retirement.
+"""``DataKeyRing``: the data keys of each corridor, by epoch, with rotation and retirement.
 
 The writer side asks ``cipher(corridor)`` for the current epoch's cipher and
 calls ``rotate_if_due(corridor)`` before each batch; a returned DataKey is
 new and must be wrapped and published to ``_corridor.keys`` *before* the
 first record it encrypts. The reader side ``add``s the keys it unwraps. Both
-sides look keys up by id (a KeyRing is a ``Mapping[str, DataKey]``); an
+sides look keys up by id (a DataKeyRing is a ``Mapping[str, DataKey]``); an
 unknown id raises KeyNotFound.
 
 Old epochs stay readable until ``retire(corridor, before_epoch)``.
@@ -16,39 +16,27 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 
+from corridor.core.config.rotation import RotationSchedule
 from corridor.core.crypto.datakey import Clock, DataKey, Random, new_data_key
 from corridor.core.crypto.field import DEFAULT_USAGE_LIMIT, FieldCipher
 from corridor.core.crypto.nonce import NonceSource
 from corridor.core.errors import CryptoError, KeyNotFound
 
 
-@dataclass(frozen=True)
-class RotationPolicy:
-    """Rotate after ``max_encryptions`` encryptions or ``max_age_seconds``, whichever first.
-
-    None disables that trigger. ``max_encryptions`` should stay well below the
-    cipher's hard ``usage_limit`` so rotation happens before the hard stop.
-    """
-
-    max_encryptions: int | None = None
-    max_age_seconds: float | None = None
-
-
-class KeyRing(Mapping[str, DataKey]):
+class DataKeyRing(Mapping[str, DataKey]):
     """Data keys by id, and the current epoch of each corridor. Thread-safe."""
 
     def __init__(
         self,
         *,
-        policy: RotationPolicy = RotationPolicy(),
+        schedule: RotationSchedule | None = None,
         usage_limit: int = DEFAULT_USAGE_LIMIT,
         clock: Clock = time.time,
         random: Random = os.urandom,
         nonces: NonceSource | None = None,
     ) -> None:
-        self.policy = policy
+        self.schedule = schedule or RotationSchedule()
         self._usage_limit = usage_limit
         self._clock = clock
         self._random = random
@@ -71,7 +59,7 @@ class KeyRing(Mapping[str, DataKey]):
         return len(self._keys)
 
     def __repr__(self) -> str:
-        return f"KeyRing(keys={sorted(self._keys)!r})"
+        return f"DataKeyRing(keys={sorted(self._keys)!r})"
 
     def add(self, key: DataKey) -> None:
         """Make ``key`` available for decryption (e.g. one unwrapped from ``_corridor.keys``)."""
@@ -108,15 +96,14 @@ class KeyRing(Mapping[str, DataKey]):
             return key
 
     def due(self, corridor: str) -> bool:
-        """Whether the policy (or a missing key) says the corridor needs a new epoch."""
+        """Whether the schedule (or a missing key) says the corridor needs a new epoch; the
+        schedule's ``every_records`` counts this ring's encryptions under the key."""
         with self._lock:
             current = self._current.get(corridor)
         if current is None:
             return True
-        max_n, max_age = self.policy.max_encryptions, self.policy.max_age_seconds
-        if max_n is not None and current.used >= max_n:
-            return True
-        return max_age is not None and self._clock() - current.key.created_at >= max_age
+        age = self._clock() - current.key.created_at
+        return self.schedule.reason(current.used, age) is not None
 
     def rotate_if_due(self, corridor: str) -> DataKey | None:
         """Rotate when ``due``; returns the new key (to wrap and publish) or None."""

@@ -29,7 +29,7 @@ from typing import Any
 from confluent_kafka import Consumer, Producer
 
 from corridor.core.config import load_config
-from corridor.core.crypto import KeyRing
+from corridor.core.crypto import DataKeyRing
 from corridor.core.model import Lineage, RawMessage
 from corridor.core.plan import build_plan
 from corridor.dev.reference import process_reference
@@ -79,7 +79,7 @@ def run_handwritten(config_path: str, name: str, dest_topic: str, side_topic: st
                     *extra_sources: str) -> None:
     config = load_config(config_path)
     corridor = config.corridors[name]
-    ring = KeyRing()
+    ring = DataKeyRing()
     ring.rotate(name)
     plan = build_plan(config, name, ring, pseudonym_secret(config, name))
     dp = next(iter(plan.datasets.values()))

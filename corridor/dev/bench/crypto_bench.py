@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from corridor.core.crypto import KeyRing, decrypt_batch_column, decrypt_column
+from corridor.core.crypto import DataKeyRing, decrypt_batch_column, decrypt_column
 from corridor.core.crypto.column import column_to_bytes
 
 CTX: dict[str, Any] = {"corridor": "hk-eu", "dataset": "trade.shipment", "field": "contact_email"}
@@ -34,7 +34,7 @@ def best(fn: Callable[[], object], runs: int = 5) -> float:
 
 
 def bench_values(n: int = 100_000) -> dict[str, float]:
-    ring = KeyRing()
+    ring = DataKeyRing()
     ring.rotate("hk-eu")
     cipher = ring.cipher("hk-eu")
     values = pa.array([os.urandom(16).hex() for _ in range(n)])  # 32-byte strings
@@ -60,7 +60,7 @@ def bench_values(n: int = 100_000) -> dict[str, float]:
 
 
 def bench_batch(rows: int = 10_000) -> dict[str, float]:
-    ring = KeyRing()
+    ring = DataKeyRing()
     ring.rotate("hk-eu")
     cipher = ring.cipher("hk-eu")
     columns = {

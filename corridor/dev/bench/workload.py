@@ -28,7 +28,7 @@ from corridor.dev.sample import SCHEMAS, encode, generate_rows
 from corridor.kafka import admin as kadmin
 from corridor.kafka.clients import Endpoint, admin_client
 from corridor.kafka.io import PlainProducer
-from corridor.keys.local import LocalKeyring
+from corridor.keys.local import LocalKekProvider
 from corridor.zones.credentials import Principal
 
 DATASET = "trade.shipment"
@@ -140,7 +140,7 @@ def make_env(folder: Path, origin: Endpoint, destination: Endpoint, batch: int) 
             corridors.append(CORRIDOR.format(name=name, origin=source, dest=dest, fmt=fmt,
                                              batch=batch))
             names[phase][system] = name
-    ring = LocalKeyring(keys)
+    ring = LocalKekProvider(keys)
     for z in (z for z in names_of_destinations(zones)):
         ring.init(z)
     path = folder / "corridors.yaml"
