@@ -17,6 +17,7 @@ from rich.table import Table
 from corridor.core import topics
 from corridor.core.config import Config, Transform, load_config
 from corridor.core.errors import CorridorError
+from corridor.core.model import Lineage
 
 # Wide enough for the report table even when piped (make demo | tee ...).
 console = Console(width=max(150, Console().width))
@@ -84,16 +85,16 @@ def _generate(config: Config, count: int, bad_ratio: float, seed: int) -> dict[s
     nothing else); returns records per corridor."""
     from corridor.core.acl import park_principal
     from corridor.dev.sample import generate_keys, generate_records
-    from corridor.kafka.io import PlainProducer, endpoint_of
-    from corridor.zones import local
+    from corridor.kafka.io import PlainProducer
+    from corridor.processor.resolve import credentials, zone_endpoint
 
-    creds = local.credentials()
+    creds = credentials()
     sources = _sources(config)
     with _progress() as progress:
         task = progress.add_task("generating sample records", total=count * len(sources))
         for i, (zone, dataset) in enumerate(sources):
             park = creds.principals.get(park_principal(zone, dataset), creds.admin)
-            producer = PlainProducer(endpoint_of(config, zone), park)
+            producer = PlainProducer(zone_endpoint(config, zone), park)
             topic = topics.outbound(zone, dataset)
             values = generate_records(config.datasets[dataset], count, seed=seed + i,
                                       bad_ratio=bad_ratio)
@@ -160,9 +161,11 @@ def _transforms(config: Config, name: str) -> str:
 def _report(config: Config, stats: dict[str, Any]) -> list[str]:
     """Print the table; return the corridors whose verify failed."""
     from corridor.kafka.verify_reader import read_verify_input
-    from corridor.zones import local
+    from corridor.processor.resolve import admin as admin_principal
+    from corridor.processor.resolve import endpoints_for
 
-    admin = local.credentials().admin
+    admin = admin_principal()
+    where = endpoints_for(config)
     failed = []
     table = Table(title="corridors: records of this run; reasons and verify over all runs",
                   show_lines=True)
@@ -173,7 +176,8 @@ def _report(config: Config, stats: dict[str, Any]) -> list[str]:
     for name, corridor in config.corridors.items():
         run_stats = stats[name]
         with console.status(f"verifying {name}"):
-            report = read_verify_input(config, corridor, admin).check()
+            report = read_verify_input(where[corridor.origin], where[corridor.destination],
+                                       corridor, admin).check()
         if not report.ok:
             failed.append(name)
         withheld = Counter(report.withheld_by_reason)
@@ -272,12 +276,12 @@ def _source_record(config: Config, lineage: str,
     from corridor.core.codec import decode_avro
     from corridor.core.schema import SchemaStore
     from corridor.kafka.io import read_one
-    from corridor.zones import local
+    from corridor.processor.resolve import admin, zone_endpoint
 
-    topic, partition, offset = lineage.rsplit("/", 2)
-    zone = topic.split(".outbound.")[0]
-    record = read_one(config, zone, topic, int(partition), int(offset),
-                      local.credentials().admin)
+    parsed = Lineage.parse(lineage)
+    zone = topics.zone_of_outbound(parsed.topic)
+    record = read_one(zone_endpoint(config, zone), parsed.topic, parsed.partition, parsed.offset,
+                      admin())
     schema = config.datasets[dataset].schema
     decoded = decode_avro([record.value], SchemaStore([schema]), schema)
     value = decoded.batch.to_pylist()[0] if decoded.batch.num_rows else {"undecodable": True}

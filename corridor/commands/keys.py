@@ -48,15 +48,14 @@ def init(zone: str, folder: Path | None, config_path: str) -> None:
 def _corridor_endpoint(config_path: str, name: str) -> tuple[Any, Any, Any]:
     """(config, destination endpoint, admin principal) of corridor ``name``."""
     from corridor.core.config import load_config
-    from corridor.processor.wiring import endpoints_for
-    from corridor.zones import local
+    from corridor.processor.resolve import admin, zone_endpoint
 
     config = load_config(Path(config_path))
     if name not in config.corridors:
         raise click.BadParameter(f"unknown corridor {name!r}; known: {', '.join(config.corridors)}",
                                  param_hint="--corridor")
     corridor = config.corridors[name]
-    return config, endpoints_for(config)[corridor.destination], local.credentials().admin
+    return config, zone_endpoint(config, corridor.destination), admin()
 
 
 @keys.command("rotate")

@@ -13,8 +13,7 @@ from corridor.core.topics import TopicPlan, topic_plan
 from corridor.kafka import admin as kadmin
 from corridor.kafka.acl_sync import AclDiff, sync_acls
 from corridor.kafka.clients import admin_client
-from corridor.kafka.io import endpoint_of
-from corridor.zones import local
+from corridor.processor.resolve import credentials, endpoints_for, zone_endpoint
 
 
 def provision_topics(config_path: str, partitions: int) -> dict[str, tuple[list[str], list[str]]]:
@@ -23,10 +22,10 @@ def provision_topics(config_path: str, partitions: int) -> dict[str, tuple[list[
     by_zone: dict[str, list[TopicPlan]] = defaultdict(list)
     for plan in topic_plan(config, partitions):
         by_zone[plan.zone].append(plan)
-    admin_principal = local.credentials().admin
+    admin_principal = credentials().admin
     result = {}
     for zone, plans in sorted(by_zone.items()):
-        admin = admin_client(endpoint_of(config, zone), admin_principal)
+        admin = admin_client(zone_endpoint(config, zone), admin_principal)
         specs = [kadmin.TopicSpec(p.name, p.partitions, p.config) for p in plans]
         created, existing = kadmin.ensure_topics(admin, specs)
         result[zone] = (sorted(created), sorted(existing))
@@ -71,8 +70,8 @@ def provision(config_path: str, partitions: int, acls: bool) -> None:
 def provision_acls(config_path: str) -> AclDiff:
     """Create the file's principals and grants on every cluster; returns what changed."""
     config = load_config(config_path)
-    endpoints = {zone: endpoint_of(config, zone) for zone in config.zones}
-    return sync_acls(config, endpoints, local.credentials())
+    endpoints = endpoints_for(config)
+    return sync_acls(config, endpoints, credentials())
 
 
 def _print_acl_diff(diff: AclDiff) -> None:

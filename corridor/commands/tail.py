@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from corridor.core.config import load_config
-from corridor.kafka.io import endpoint_of
 from corridor.keys.local import LocalKekProvider
+from corridor.processor.resolve import zone_endpoint
 from corridor.sdk import CorridorConsumer, CorridorRecord
 
 
@@ -59,7 +59,7 @@ def render(record: CorridorRecord) -> str:
 def tail(topic: str, zone: str, max_records: int | None, idle: float | None,
          keys_dir: str | None, config_path: str) -> None:
     """Print the records of TOPIC, one JSON line each, from the beginning."""
-    endpoint = endpoint_of(load_config(config_path), zone)
+    endpoint = zone_endpoint(load_config(config_path), zone)
     kek_provider = LocalKekProvider(keys_dir) if keys_dir else None
     with CorridorConsumer(endpoint, topic, kek_provider=kek_provider) as consumer:
         for record in consumer.records(max_records, idle):

@@ -12,7 +12,7 @@ from corridor.core.config import load_config
 from corridor.core.errors import ConfigError
 from corridor.core.verify import VerifyReport
 from corridor.kafka.verify_reader import VerifyInput, read_verify_input
-from corridor.zones import local
+from corridor.processor.resolve import credentials, endpoints_for
 
 SHOWN = 10  # lineages listed per kind of violation; the counts are always complete
 
@@ -34,8 +34,10 @@ def verify(name: str, config_path: str) -> None:
         raise ConfigError(config_path, None, f"corridors.{name}", "no such corridor")
     console = Console(stderr=False)
     with console.status("reading topics") as status:
-        found = read_verify_input(config, config.corridors[name], local.credentials().admin,
-                                  lambda text: status.update(text))
+        corridor = config.corridors[name]
+        where = endpoints_for(config, [corridor.origin, corridor.destination])
+        found = read_verify_input(where[corridor.origin], where[corridor.destination], corridor,
+                                  credentials().admin, lambda text: status.update(text))
     report = found.check()
     show(console, name, report, found)
     sys.exit(0 if report.ok and not found.unreadable else 1)

@@ -52,6 +52,14 @@ def dataset_of_outbound(topic: str) -> str:
     return parts[1]
 
 
+def zone_of_outbound(topic: str) -> str:
+    """``hk.outbound.trade.shipment`` -> ``hk``."""
+    parts = topic.split(".outbound.", 1)
+    if len(parts) != 2:
+        raise ValueError(f"{topic!r} is not an outbound topic")
+    return parts[0]
+
+
 @dataclass(frozen=True, slots=True)
 class TopicPlan:
     zone: str

@@ -25,8 +25,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from corridor.core.config import Config
-from corridor.core.errors import ConfigError, KafkaUnavailable
+from corridor.core.errors import KafkaUnavailable
 from corridor.kafka.clients import Endpoint, client_config
 from corridor.kafka.sink import OutMessage
 from corridor.zones.credentials import Principal
@@ -53,14 +52,6 @@ class Record:
             if k == name and v is not None:
                 found = v.decode("utf-8", errors="replace")
         return found
-
-
-def endpoint_of(config: Config, zone: str) -> Endpoint:
-    """The endpoint of ``zone`` as the corridor file declares it."""
-    try:
-        return Endpoint(zone, config.zones[zone].bootstrap)
-    except KeyError:
-        raise ConfigError(str(config.path), None, f"zones.{zone}", "no such zone") from None
 
 
 def _record(msg: Any) -> Record:
@@ -281,10 +272,10 @@ class TransactionalWriter:
             self.producer.abort_transaction(30)
 
 
-def read_one(config: Config, zone: str, topic: str, partition: int, offset: int,
+def read_one(endpoint: Endpoint, topic: str, partition: int, offset: int,
              principal: Principal, timeout_s: float = 30.0) -> Record:
     """One record, by its position (read_committed)."""
-    endpoint = endpoint_of(config, zone)
+    zone = endpoint.zone
     consumer = _consumer(endpoint, principal)
     try:
         consumer.assign([TopicPartition(topic, partition, offset)])

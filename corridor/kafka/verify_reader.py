@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from corridor.core import topics
 from corridor.core.codec import from_ipc
 from corridor.core.codec.arrow_batches import arrow_rows
-from corridor.core.config import Config, Corridor
+from corridor.core.config import Corridor
 from corridor.core.errors import DecodeError
 from corridor.core.model import Lineage
 from corridor.core.verify import Gap, VerifyReport, verify
@@ -29,7 +29,7 @@ from corridor.core.wire import (
     lineage_text,
 )
 from corridor.kafka.clients import Endpoint
-from corridor.kafka.io import Record, endpoint_of, read_to_end, watermarks
+from corridor.kafka.io import Record, read_to_end, watermarks
 from corridor.kafka.offsets import OffsetReader
 from corridor.zones.credentials import Principal
 
@@ -101,10 +101,11 @@ def _gap_events(endpoint: Endpoint, principal: Principal, corridor: str) -> list
     return gaps
 
 
-def read_verify_input(config: Config, corridor: Corridor, principal: Principal,
+def read_verify_input(origin: Endpoint, dest: Endpoint, corridor: Corridor,
+                      principal: Principal,
                       progress: Progress = lambda _: None) -> VerifyInput:
-    """Read offsets, outcomes and sources of ``corridor`` (see the module docstring)."""
-    origin, dest = endpoint_of(config, corridor.origin), endpoint_of(config, corridor.destination)
+    """Read offsets, outcomes and sources of ``corridor`` from its ``origin`` and ``dest``
+    clusters (see the module docstring)."""
     sources = [topics.outbound(corridor.origin, d) for d in corridor.datasets]
     found = VerifyInput()
     marks = {t: watermarks(origin, principal, t) for t in sources}

@@ -1,76 +1,32 @@
-"""Wiring for `corridor run`: endpoints, principals, keys and secrets -> running corridors."""
+"""Wiring for `corridor run`: endpoints, principals, keys and secrets -> running corridors.
+
+Where things are comes from ``corridor.processor.resolve`` (the one resolver, also
+used by every command and the SDK); this module builds and starts the runners.
+"""
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from corridor.core.acl import corridor_principal
-from corridor.core.config import Config, KeysConfig, KeyTreatment, Transform
+from corridor.core.config import Config, KeyTreatment, Transform
 from corridor.core.config.rotation import RotationSchedule, rotation_for
-from corridor.core.crypto import DataKeyRing, SecretBytes
+from corridor.core.crypto import DataKeyRing
 from corridor.core.crypto.rotation import latest_epoch
-from corridor.core.errors import CorridorError, CryptoError, KafkaUnavailable
+from corridor.core.errors import CorridorError, KafkaUnavailable
 from corridor.core.plan import build_plan
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
-from corridor.keys.local import LocalKekProvider
+from corridor.processor.resolve import (
+    credentials,
+    endpoints_for,
+    kek_provider,
+    pseudonym_secret,
+)
 from corridor.processor.runner import CorridorRunner
-from corridor.zones import local
 from corridor.zones.credentials import Principal
-
-SECRET_BYTES = 32
-
-
-def endpoints_for(config: Config) -> dict[str, Endpoint]:
-    """Endpoints from the corridor file, unless CORRIDOR_ZONES=external overrides them."""
-    if local.backend() == "external":
-        return local.endpoints(list(config.zones))
-    return {name: Endpoint(name, zone.bootstrap) for name, zone in config.zones.items()}
-
-
-def kek_provider(config: Config, zone: str) -> Any:
-    """The KekProvider of ``zone`` as its corridor-file entry says."""
-    keys: KeysConfig = config.zones[zone].keys
-    if keys.provider == "vault":
-        from corridor.keys.vault import VaultTransit
-
-        token = os.environ.get(keys.token_env)
-        if not token:
-            raise CryptoError(f"zone {zone}: environment variable {keys.token_env} "
-                              "(the Vault token) is not set")
-        name = keys.transit_key or f"corridor-{zone}"
-        return VaultTransit(keys.addr or "", token, mount=keys.mount, key_name=lambda _z: name)
-    return LocalKekProvider(_keys_dir(config, keys))
-
-
-def _keys_dir(config: Config, keys: KeysConfig) -> Path:
-    if keys.path is None:
-        return Path(config.path).parent / ".keys"
-    return keys.path if keys.path.is_absolute() else Path(config.path).parent / keys.path
-
-
-def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
-    """The corridor's HMAC secret: a 0600 file beside the origin zone's keys, made once."""
-    corridor = config.corridors[corridor_name]
-    folder = _keys_dir(config, config.zones[corridor.origin].keys) / "pseudonym"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-    path = folder / f"{corridor.pseudonym_key}.secret"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(SECRET_BYTES))
-    except FileExistsError:
-        pass
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        raise CryptoError(f"{path}: pseudonym secret has mode {mode:04o}; chmod 600 it")
-    return SecretBytes(path.read_bytes())
 
 
 def encrypts(config: Config, corridor_name: str) -> bool:
@@ -126,7 +82,7 @@ def runner_principal(name: str, logger: Any) -> Principal:
     Before that (a file never provisioned with --acls, as in most tests), the
     admin runs the corridor and a warning says so.
     """
-    creds = local.credentials()
+    creds = credentials()
     own = creds.principals.get(corridor_principal(name))
     if own is not None:
         return own

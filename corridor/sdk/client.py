@@ -58,16 +58,15 @@ from corridor.core.wire import (
     TIMESTAMP_COLUMN,
 )
 from corridor.kafka.clients import Endpoint
-from corridor.kafka.io import Follower, PlainProducer, Record, endpoint_of, read_to_end
+from corridor.kafka.io import Follower, PlainProducer, Record, read_to_end
 from corridor.keys.provider import KekProvider
+from corridor.processor.resolve import admin, zone_endpoint
 from corridor.sdk.decrypt import decrypt_rows, encrypted_fields, match_egress, unseal_rows
 from corridor.zones.credentials import Principal
 
 
 def _admin() -> Principal:
-    from corridor.zones import local
-
-    return local.credentials().admin
+    return admin()
 
 
 def _config(config: Config | str | Path) -> Config:
@@ -91,7 +90,7 @@ class ParkProducer:
             raise ConfigError(str(cfg.path), None, f"datasets.{dataset}", "no such dataset")
         self.schema: AvroSchema = cfg.datasets[dataset].schema
         self.topic = topics.outbound(zone, dataset)
-        self._out = PlainProducer(endpoint_of(cfg, zone), principal or _admin())
+        self._out = PlainProducer(zone_endpoint(cfg, zone), principal or _admin())
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
         """Single-object Avro of ``record``. Raises SchemaError naming what is wrong."""
@@ -249,7 +248,7 @@ class CorridorConsumer:
             endpoint = source
         else:
             cfg = _config(source)
-            endpoint = endpoint_of(cfg, _destination(cfg, topic))
+            endpoint = zone_endpoint(cfg, _destination(cfg, topic))
         principal = principal or _admin()
         self.topic, self.kek_provider = topic, kek_provider
         self.catalog = Catalog(endpoint, principal, kek_provider)

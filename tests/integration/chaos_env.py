@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from corridor.core import topics
-from corridor.kafka.io import endpoint_of, read_to_end
+from corridor.kafka.io import read_to_end
 from corridor.keys.local import LocalKekProvider
+from corridor.processor.resolve import zone_endpoint
 from corridor.zones import local
 from corridor.zones.launcher import default_specs
 
@@ -111,12 +112,12 @@ def nothing_kept_home_crossed(env: CorridorEnv, admin) -> dict[str, int]:
     """No withheld or quarantined record (by lineage or bytes) is anywhere on the
     destination's disk: read_uncommitted over every destination topic of the corridor
     and the internal ones, so aborted and open transactions count too."""
-    origin = endpoint_of(env.config, env.origin)
+    origin = zone_endpoint(env.config, env.origin)
     home = (list(read_to_end(origin, admin, topics.withheld(env.corridor)))
             + list(read_to_end(origin, admin, topics.quarantine(env.corridor))))
     lineages = {r.key.decode() for r in home if r.key}
     values = {r.value for r in home if r.value}
-    dest = endpoint_of(env.config, env.dest)
+    dest = zone_endpoint(env.config, env.dest)
     seen = 0
     corridor_topic = topics.corridor_topic(env.origin, env.dest, DATASET)
     for topic in (corridor_topic, topics.offsets_topic(env.name), topics.SCHEMAS, topics.KEYS):

@@ -12,9 +12,10 @@ from pathlib import Path
 from corridor.core import topics
 from corridor.core.verify import VerifyReport
 from corridor.dev.sample import generate_records
-from corridor.kafka.io import PlainProducer, endpoint_of, watermarks
+from corridor.kafka.io import PlainProducer, watermarks
 from corridor.kafka.offsets import OffsetReader
 from corridor.kafka.verify_reader import read_verify_input
+from corridor.processor.resolve import zone_endpoint
 
 from .corridor_env import REPO, CorridorEnv
 
@@ -33,7 +34,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str,
 
 def produce(env: CorridorEnv, admin, count: int, seed: int, bad_ratio: float = 0.0) -> list[bytes]:
     values = generate_records(DATASET, count, seed=seed, bad_ratio=bad_ratio)
-    producer = PlainProducer(endpoint_of(env.config, env.origin), admin)
+    producer = PlainProducer(zone_endpoint(env.config, env.origin), admin)
     source = topics.outbound(env.origin, DATASET)
     for i, value in enumerate(values):
         producer.produce(source, value, f"k{i}".encode())
@@ -81,18 +82,19 @@ class Processor:
 
 def committed(env: CorridorEnv, admin) -> int:
     """Source records behind the committed positions (sum of next offsets)."""
-    reader = OffsetReader(endpoint_of(env.config, env.dest), admin, env.name)
+    reader = OffsetReader(zone_endpoint(env.config, env.dest), admin, env.name)
     source = topics.outbound(env.origin, DATASET)
-    parts = watermarks(endpoint_of(env.config, env.origin), admin, source)
+    parts = watermarks(zone_endpoint(env.config, env.origin), admin, source)
     stored = reader.read([(source, p) for p in parts], reader.partitions())
     return sum(stored.values())
 
 
 def source_end(env: CorridorEnv, admin) -> int:
     source = topics.outbound(env.origin, DATASET)
-    return sum(high for _, high in watermarks(endpoint_of(env.config, env.origin), admin,
+    return sum(high for _, high in watermarks(zone_endpoint(env.config, env.origin), admin,
                                               source).values())
 
 
 def verify(env: CorridorEnv, admin) -> VerifyReport:
-    return read_verify_input(env.config, env.corridor, admin).check()
+    return read_verify_input(zone_endpoint(env.config, env.origin),
+                             zone_endpoint(env.config, env.dest), env.corridor, admin).check()

@@ -26,8 +26,8 @@ from corridor.dev.sample import generate_records
 from corridor.kafka import admin as kadmin
 from corridor.kafka.acl_sync import drop_principals, sync_acls
 from corridor.kafka.clients import client_config
-from corridor.kafka.io import endpoint_of
 from corridor.keys.local import LocalKekProvider
+from corridor.processor.resolve import zone_endpoint
 from corridor.sdk import CorridorConsumer
 from corridor.zones.credentials import Credentials, Principal, Secret, load_or_create_credentials
 
@@ -73,7 +73,7 @@ class Env:
         self.path, self.config, self.creds, self.n = path, config, creds, names
 
     def endpoint(self, zone: str):  # -> Endpoint
-        return endpoint_of(self.config, self.n[zone])
+        return zone_endpoint(self.config, self.n[zone])
 
     def who(self, name: str) -> Principal:
         return self.creds.get(name)
@@ -106,7 +106,7 @@ def env(zones, tmp_path_factory) -> Iterator[Env]:
         kadmin.ensure_topics(zones.admin(cluster[plan.zone]),
                              [kadmin.TopicSpec(plan.name, plan.partitions, plan.config)])
     LocalKekProvider(tmp / "keys").init(names["d"])
-    endpoints = {z: endpoint_of(config, z) for z in config.zones}
+    endpoints = {z: zone_endpoint(config, z) for z in config.zones}
     first = sync_acls(config, endpoints, creds)
     assert sum(len(g) for g in first.added.values()) == len(acl.grants(config))
     yield Env(path, config, creds, names)
@@ -172,7 +172,7 @@ def _metadata_error(env: Env, zone: str, principal: Principal, topic: str) -> in
 
 
 def test_provision_acls_is_idempotent(env):
-    again = sync_acls(env.config, {z: endpoint_of(env.config, z) for z in env.config.zones},
+    again = sync_acls(env.config, {z: zone_endpoint(env.config, z) for z in env.config.zones},
                       env.creds)
     assert again.empty, again
 

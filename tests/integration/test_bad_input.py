@@ -16,7 +16,8 @@ from corridor.core.pipeline import MAX_RECORD_BYTES
 from corridor.core.schema import MAGIC, frame, load_schema
 from corridor.dev.chaos.fuzz import run_fuzz
 from corridor.dev.sample import SCHEMAS, encode, generate_records, generate_rows
-from corridor.kafka.io import PlainProducer, endpoint_of, read_to_end
+from corridor.kafka.io import PlainProducer, read_to_end
+from corridor.processor.resolve import zone_endpoint
 
 from .chaos_env import assert_exactly_once, corridor, record_figures, variants
 from .processor_env import DATASET, Processor, verify
@@ -81,7 +82,7 @@ def test_every_bad_input_class_is_quarantined_with_its_reason(zones, tmp_path):
     admin = zones.credentials.admin
     with corridor(zones, tmp_path, edit=_with_rules) as env:
         source = topics.outbound(env.origin, DATASET)
-        origin = endpoint_of(env.config, env.origin)
+        origin = zone_endpoint(env.config, env.origin)
         producer = PlainProducer(origin, admin, {"message.max.bytes": 4 * 1024 * 1024})
         sent = 0
         for n in range(COPIES):

@@ -21,10 +21,11 @@ from corridor.core import topics
 from corridor.core.errors import KeyNotFound, WrongKey
 from corridor.core.schema import unframe
 from corridor.dev.chaos.proxy import FaultProxy
-from corridor.kafka.io import endpoint_of, read_to_end
+from corridor.kafka.io import read_to_end
 from corridor.kafka.keys_topic import published_keys
 from corridor.keys.local import LocalKekProvider
 from corridor.keys.vault import VaultTransit
+from corridor.processor.resolve import zone_endpoint
 from corridor.sdk import CorridorConsumer
 
 from .bao_env import TOKEN, bao_server  # noqa: F401  (fixture bao_url)
@@ -46,7 +47,7 @@ def _sources(env: CorridorEnv, admin: Any) -> dict[str, dict[str, Any]]:
     """Source records by lineage, decoded with the dataset schema."""
     schema = env.config.datasets[DATASET].schema.parsed
     out = {}
-    for rec in read_to_end(endpoint_of(env.config, env.origin), admin,
+    for rec in read_to_end(zone_endpoint(env.config, env.origin), admin,
                            topics.outbound(env.origin, DATASET)):
         _, body = unframe(rec.value)
         out[f"{rec.topic}/{rec.partition}/{rec.offset}"] = fastavro.schemaless_reader(
@@ -100,7 +101,7 @@ def _rotation_run(zones: Any, tmp_path: Path, total: int, every: int) -> None:
         assert report.ok and report.source == total and report.accounted == total
         key_ids = _check_decrypts_all(env, admin, LocalKekProvider(env.keys), report.delivered)
         assert len(key_ids) >= total // every, sorted(key_ids)
-        published = {k.key_id for k in published_keys(endpoint_of(env.config, env.dest), admin)}
+        published = {k.key_id for k in published_keys(zone_endpoint(env.config, env.dest), admin)}
         assert key_ids <= published
 
         # Another zone's kek_provider cannot open hk->eu data: it holds no KEK of that zone...
@@ -136,7 +137,7 @@ def test_rotate_on_command_and_retire(zones, tmp_path):
         proc = Processor(env, tmp_path, "commanded")
         wait_until(lambda: committed(env, admin) == 2_000, 60, "the first 2000 records")
         wait_until(lambda: _count_events(proc.log(), "control_listening") == 1, 30, "the control listener")
-        dest = endpoint_of(env.config, env.dest)
+        dest = zone_endpoint(env.config, env.dest)
         [first] = [k for k in published_keys(dest, admin) if k.corridor == env.name]
 
         out = _keys_cli(env, "rotate", "--wait", "0")
@@ -241,7 +242,7 @@ def _assert_no_plaintext(env: CorridorEnv, admin: Any) -> None:
     """Every record that reached the destination's disk (read_uncommitted: aborted and
     open transactions too) holds ciphertext, not the source value, in contact_email."""
     sources = _sources(env, admin)
-    dest = endpoint_of(env.config, env.dest)
+    dest = zone_endpoint(env.config, env.dest)
     reader = CorridorConsumer(env.config, _corridor_topic(env))  # no kek_provider: raw ciphertext
     try:
         count = 0

@@ -9,8 +9,9 @@ import json
 import pytest
 
 from corridor.core import topics
-from corridor.kafka.io import endpoint_of, read_to_end
+from corridor.kafka.io import read_to_end
 from corridor.keys.local import LocalKekProvider
+from corridor.processor.resolve import zone_endpoint
 
 from .corridor_env import drop_topics, make_corridor
 from .processor_env import (
@@ -97,7 +98,7 @@ def test_bad_and_withheld_records_stay_home_with_reasons(zones, env, tmp_path):
         proc.close()
     report = verify(env, admin)
     _assert_exactly_once(report, total)
-    origin = endpoint_of(env.config, env.origin)
+    origin = zone_endpoint(env.config, env.origin)
     quarantined = list(read_to_end(origin, admin, topics.quarantine(env.corridor)))
     withheld = list(read_to_end(origin, admin, topics.withheld(env.corridor)))
     assert quarantined and withheld
@@ -113,7 +114,7 @@ def test_bad_and_withheld_records_stay_home_with_reasons(zones, env, tmp_path):
     kept_home = {r.value for r in quarantined + withheld}
     kept_lineage = {r.key.decode() for r in quarantined + withheld}
     # Nothing of them in any destination topic, not even in aborted transactions.
-    dest = endpoint_of(env.config, env.dest)
+    dest = zone_endpoint(env.config, env.dest)
     corridor_topic = topics.corridor_topic(env.origin, env.dest, DATASET)
     seen = list(read_to_end(dest, admin, corridor_topic, uncommitted=True))
     assert len(seen) >= report.delivered
@@ -134,7 +135,7 @@ def test_records_deleted_before_crossing_are_a_reported_gap(zones, env, tmp_path
     admin = zones.credentials.admin
     produce(env, admin, 3_000, seed=15)
     source = topics.outbound(env.origin, DATASET)
-    origin = endpoint_of(env.config, env.origin)
+    origin = zone_endpoint(env.config, env.origin)
     # Retention at the origin removes the first 100 records of partition 0 before any
     # corridor read them.
     client = admin_client(origin, admin)  # keep it alive until the futures resolve

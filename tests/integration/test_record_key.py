@@ -20,7 +20,8 @@ from corridor.core.config import load_config
 from corridor.core.model import Lineage
 from corridor.dev.sample import encode, generate_rows
 from corridor.kafka import admin as kadmin
-from corridor.kafka.io import PlainProducer, endpoint_of, read_to_end
+from corridor.kafka.io import PlainProducer, read_to_end
+from corridor.processor.resolve import zone_endpoint
 
 from .corridor_env import REPO
 from .processor_env import DATASET, Processor, wait_until
@@ -119,7 +120,7 @@ def _produce(config, origin: str, admin) -> dict[str, tuple[bytes, int, int]]:
     schema = _schema(DATASET)
     rows = generate_rows(DATASET, COUNT, seed=11, withheld_share=0.0)
     ids = [f"N{i % 150:05d}(7)".encode() for i in range(COUNT)]  # each person several times
-    producer = PlainProducer(endpoint_of(config, origin), admin)
+    producer = PlainProducer(zone_endpoint(config, origin), admin)
     source = topics.outbound(origin, DATASET)
     sent = {}
     base = int(time.time() * 1000) - 3_600_000

@@ -14,9 +14,10 @@ from corridor.core.model import Lineage, RawMessage
 from corridor.core.plan import build_plan
 from corridor.core.schema import SchemaStore
 from corridor.dev.sample import generate_rows
-from corridor.kafka.io import TransactionalWriter, endpoint_of, read_to_end
+from corridor.kafka.io import TransactionalWriter, read_to_end
 from corridor.kafka.sink import OutMessage
 from corridor.keys.local import LocalKekProvider
+from corridor.processor.resolve import zone_endpoint
 from corridor.sdk import CorridorConsumer, ParkProducer
 
 from .corridor_env import drop_topics, make_corridor
@@ -44,7 +45,7 @@ def test_park_records_arrive_decodable(env, zones) -> None:
     producer.flush()
     with pytest.raises(SchemaError):
         producer.send({"shipment_id": 1})
-    got = list(read_to_end(endpoint_of(env.config, env.origin), zones.credentials.admin,
+    got = list(read_to_end(zone_endpoint(env.config, env.origin), zones.credentials.admin,
                            topics.outbound(env.origin, DATASET)))
     assert len(got) == 41
     schema = env.config.datasets[DATASET].schema
@@ -71,7 +72,7 @@ def _deliver(env, zones, rows):
                       dp.egress.fingerprint.hex().encode()),
            OutMessage(topics.KEYS, provider.wrap(key, kek_zone).to_json(), key.key_id.encode())]
     out += [OutMessage(dp.destination_topic, d.value, d.key, d.headers) for d in result.delivered]
-    writer = TransactionalWriter(endpoint_of(env.config, env.dest), zones.credentials.admin,
+    writer = TransactionalWriter(zone_endpoint(env.config, env.dest), zones.credentials.admin,
                                  f"test-{env.name}")
     writer.write(out)
     return result, provider

@@ -11,7 +11,8 @@ import pytest
 from corridor.commands.provision import provision_topics
 from corridor.core import topics
 from corridor.kafka import admin as kadmin
-from corridor.kafka.io import endpoint_of, watermarks
+from corridor.kafka.io import watermarks
+from corridor.processor.resolve import zone_endpoint
 
 from .chaos_env import corridor
 from .processor_env import DATASET, Processor, committed, produce, verify, wait_until
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def _delivered(env, admin) -> int:
-    dest = endpoint_of(env.config, env.dest)
+    dest = zone_endpoint(env.config, env.dest)
     topic = topics.corridor_topic(env.origin, env.dest, DATASET)
     return sum(high for _, high in watermarks(dest, admin, topic).values())
 

@@ -11,8 +11,9 @@ import pytest
 from corridor.core import topics
 from corridor.core.errors import ContextMismatch, TamperedCiphertext
 from corridor.core.schema import frame, unframe
-from corridor.kafka.io import PlainProducer, endpoint_of, read_to_end
+from corridor.kafka.io import PlainProducer, read_to_end
 from corridor.keys.local import LocalKekProvider
+from corridor.processor.resolve import zone_endpoint
 from corridor.sdk import CorridorConsumer
 
 from .chaos_env import corridor, record_figures
@@ -36,7 +37,7 @@ def test_altered_or_moved_ciphertext_is_refused(zones, tmp_path):
             assert proc.wait(180) == 0, proc.log()[-2000:]
         finally:
             proc.close()
-        dest = endpoint_of(env.config, env.dest)
+        dest = zone_endpoint(env.config, env.dest)
         topic = topics.corridor_topic(env.origin, env.dest, DATASET)
         kek_provider = LocalKekProvider(env.keys)
         consumer = CorridorConsumer(env.config, topic, kek_provider=kek_provider)

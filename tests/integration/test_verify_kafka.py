@@ -8,10 +8,11 @@ from click.testing import CliRunner
 from corridor.commands.verify import verify as verify_command
 from corridor.core import topics
 from corridor.dev.sample import generate_records
-from corridor.kafka.io import PlainProducer, TransactionalWriter, endpoint_of
+from corridor.kafka.io import PlainProducer, TransactionalWriter
 from corridor.kafka.offsets import OffsetReader, encode_offset, offset_key, offset_partition
 from corridor.kafka.sink import OutMessage
 from corridor.kafka.verify_reader import read_verify_input
+from corridor.processor.resolve import zone_endpoint
 
 from .corridor_env import drop_topics, make_corridor
 
@@ -34,7 +35,7 @@ def env(zones, tmp_path):
 def _write(env, zones, *, skip: int | None = None, twice: int | None = None) -> None:
     """N source records on partition 0; their outcomes; the committed offset N."""
     admin = zones.credentials.admin
-    origin, dest = endpoint_of(env.config, env.origin), endpoint_of(env.config, env.dest)
+    origin, dest = zone_endpoint(env.config, env.origin), zone_endpoint(env.config, env.dest)
     source = topics.outbound(env.origin, DATASET)
     values = generate_records(DATASET, N, seed=5)
     park = PlainProducer(origin, admin)
@@ -64,7 +65,8 @@ def _write(env, zones, *, skip: int | None = None, twice: int | None = None) -> 
 
 def test_hand_written_outcomes_verify(env, zones) -> None:
     _write(env, zones)
-    found = read_verify_input(env.config, env.corridor, zones.credentials.admin)
+    found = read_verify_input(zone_endpoint(env.config, env.origin), zone_endpoint(env.config, env.dest),
+                              env.corridor, zones.credentials.admin)
     report = found.check()
     assert report.ok, report
     assert (report.source, report.delivered, report.withheld, report.quarantined) == (N, 7, 3, 2)
@@ -77,7 +79,8 @@ def test_hand_written_outcomes_verify(env, zones) -> None:
 
 def test_a_missing_record_fails(env, zones) -> None:
     _write(env, zones, skip=8)
-    report = read_verify_input(env.config, env.corridor, zones.credentials.admin).check()
+    report = read_verify_input(zone_endpoint(env.config, env.origin), zone_endpoint(env.config, env.dest),
+                              env.corridor, zones.credentials.admin).check()
     assert not report.ok
     assert [str(x) for x in report.missing] == [f"{topics.outbound(env.origin, DATASET)}/0/8"]
     assert (report.delivered, report.withheld, report.quarantined) == (7, 2, 2)
@@ -88,7 +91,8 @@ def test_a_missing_record_fails(env, zones) -> None:
 
 def test_a_double_delivery_fails(env, zones) -> None:
     _write(env, zones, twice=3)
-    report = read_verify_input(env.config, env.corridor, zones.credentials.admin).check()
+    report = read_verify_input(zone_endpoint(env.config, env.origin), zone_endpoint(env.config, env.dest),
+                              env.corridor, zones.credentials.admin).check()
     assert not report.ok
     assert [x.offset for x in report.delivered_duplicates] == [3]
     assert report.missing == () and report.delivered == 7

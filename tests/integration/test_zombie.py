@@ -25,7 +25,8 @@ from collections import Counter
 import pytest
 
 from corridor.core import topics
-from corridor.kafka.io import endpoint_of, read_to_end
+from corridor.kafka.io import read_to_end
+from corridor.processor.resolve import zone_endpoint
 
 from .chaos_env import (
     assert_exactly_once,
@@ -115,7 +116,7 @@ def test_fenced_zombie_commits_nothing_after_takeover(zones, tmp_path, total):
 
 def _aborted_records(env, admin) -> int:
     """Records on disk that never became visible, each of whose lineage is committed once."""
-    dest = endpoint_of(env.config, env.dest)
+    dest = zone_endpoint(env.config, env.dest)
     topic = topics.corridor_topic(env.origin, env.dest, DATASET)
     committed_view = {(r.partition, r.offset): r.header("corridor-lineage")
                       for r in read_to_end(dest, admin, topic)}

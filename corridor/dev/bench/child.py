@@ -34,8 +34,7 @@ from corridor.core.model import Lineage, RawMessage
 from corridor.core.plan import build_plan
 from corridor.dev.reference import process_reference
 from corridor.kafka.clients import client_config
-from corridor.processor.wiring import endpoints_for, pseudonym_secret
-from corridor.zones import local
+from corridor.processor.resolve import credentials, endpoints_for, pseudonym_secret
 
 # The same producer settings as corridor's transactional sink, so the comparison is
 # about the processing, not about batching on the wire.
@@ -83,7 +82,7 @@ def run_handwritten(config_path: str, name: str, dest_topic: str, side_topic: st
     ring.rotate(name)
     plan = build_plan(config, name, ring, pseudonym_secret(config, name))
     dp = next(iter(plan.datasets.values()))
-    endpoints, admin = endpoints_for(config), local.credentials().admin
+    endpoints, admin = endpoints_for(config), credentials().admin
     origin, dest = endpoints[corridor.origin], endpoints[corridor.destination]
     consumer = Consumer(client_config(origin, admin, {
         "group.id": f"handwritten.{name}", "auto.offset.reset": "earliest",

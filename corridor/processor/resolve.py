@@ -1,0 +1,102 @@
+"""The one resolver: the corridor file plus the environment -> where every zone is, who we
+are there, and where its keys live. Every command, the processor and the SDK use it.
+
+- Endpoints: the file's ``bootstrap`` per zone; with ``CORRIDOR_ZONES=external`` the
+  addresses in ``CORRIDOR_BOOTSTRAP`` instead (``zone=host:port,...``), for every zone of
+  the file (a zone missing there is an error, never a silent fallback to the file).
+- Credentials: the file named by ``CORRIDOR_CREDENTIALS``, else the local zones'
+  ``.zones/credentials.json`` (made at first start, 0600).
+- Key providers and pseudonym secrets: the zone's ``keys:`` entry (Vault token from the
+  environment variable it names, never the file).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from corridor.core.config import Config, KeysConfig
+from corridor.core.crypto import SecretBytes
+from corridor.core.errors import ConfigError, CryptoError
+from corridor.kafka.clients import Endpoint
+from corridor.keys.local import LocalKekProvider
+from corridor.zones import local
+from corridor.zones.credentials import Credentials, Principal, load_or_create_credentials
+
+SECRET_BYTES = 32
+
+
+def endpoints_for(config: Config, zones: Iterable[str] | None = None) -> dict[str, Endpoint]:
+    """Endpoints of ``zones`` (default: every zone of the file), by zone name: the file's
+    bootstraps, or ``CORRIDOR_BOOTSTRAP``'s under ``CORRIDOR_ZONES=external``. A zone the
+    file does not declare is a ConfigError."""
+    names = list(config.zones) if zones is None else list(zones)
+    for name in names:
+        if name not in config.zones:
+            raise ConfigError(str(config.path), None, f"zones.{name}", "no such zone")
+    if local.backend() == "external":
+        return local.endpoints(names)
+    return {name: Endpoint(name, config.zones[name].bootstrap) for name in names}
+
+
+def zone_endpoint(config: Config, zone: str) -> Endpoint:
+    """The endpoint of one zone (see ``endpoints_for``)."""
+    return endpoints_for(config, [zone])[zone]
+
+
+def credentials() -> Credentials:
+    """The principals' credentials: ``CORRIDOR_CREDENTIALS``, else the local zones' file."""
+    path = os.environ.get("CORRIDOR_CREDENTIALS")
+    if path:
+        return load_or_create_credentials(Path(path))
+    return local.launcher().credentials()
+
+
+def admin() -> Principal:
+    """The admin principal of the zones (provisioning, tests, tools)."""
+    return credentials().admin
+
+
+def kek_provider(config: Config, zone: str) -> Any:
+    """The KekProvider of ``zone`` as its corridor-file entry says."""
+    keys: KeysConfig = config.zones[zone].keys
+    if keys.provider == "vault":
+        from corridor.keys.vault import VaultTransit
+
+        token = os.environ.get(keys.token_env)
+        if not token:
+            raise CryptoError(f"zone {zone}: environment variable {keys.token_env} "
+                              "(the Vault token) is not set")
+        name = keys.transit_key or f"corridor-{zone}"
+        return VaultTransit(keys.addr or "", token, mount=keys.mount, key_name=lambda _z: name)
+    return LocalKekProvider(_keys_dir(config, keys))
+
+
+def _keys_dir(config: Config, keys: KeysConfig) -> Path:
+    if keys.path is None:
+        return Path(config.path).parent / ".keys"
+    return keys.path if keys.path.is_absolute() else Path(config.path).parent / keys.path
+
+
+def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
+    """The corridor's HMAC secret: a 0600 file beside the origin zone's keys, made once."""
+    corridor = config.corridors[corridor_name]
+    folder = _keys_dir(config, config.zones[corridor.origin].keys) / "pseudonym"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(folder, 0o700)
+    path = folder / f"{corridor.pseudonym_key}.secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(SECRET_BYTES))
+    except FileExistsError:
+        pass
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise CryptoError(f"{path}: pseudonym secret has mode {mode:04o}; chmod 600 it")
+    return SecretBytes(path.read_bytes())
+
+
