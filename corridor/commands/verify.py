@@ -22,7 +22,7 @@ SHOWN = 10  # lineages listed per kind of violation; the counts are always compl
 @click.option("--config", "config_path", default="corridors.yaml", show_default=True,
               type=click.Path(dir_okay=False))
 def verify(name: str, config_path: str) -> None:
-    """Check the accounting invariant of corridor NAME (DESIGN section 9).
+    """Check the accounting invariant of corridor NAME (docs/DESIGN.md section 9).
 
     Every source record below the committed position must appear exactly once
     in exactly one of delivered, withheld or quarantined. Prints totals per

@@ -1,6 +1,6 @@
 """Who may do what: the principals of a corridor file and their least rights. Pure: no Kafka.
 
-One SCRAM principal per role (DESIGN section 11):
+One SCRAM principal per role (docs/DESIGN.md section 11):
 
 - ``park-<zone>-<dataset>``: one per dataset a zone sends out (zone names have
   no ``-``, so the name is unambiguous). Writes only ``<zone>.outbound.<dataset>``.

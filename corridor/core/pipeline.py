@@ -3,7 +3,7 @@
 Pure: no Kafka, no logging, no clock (the caller passes ``now_ms``). Messages of
 one source topic (one dataset), any of its partitions mixed, in any order.
 
-Order, per record (DESIGN section 7): a value that does not decode, or fails a
+Order, per record (docs/DESIGN.md section 7): a value that does not decode, or fails a
 dataset ``validate`` rule, is quarantined (``decode: <reason>`` /
 ``validate: <rule>``); then a record the corridor's rule withholds, or whose kind
 the corridor does not admit, is withheld (reasons: ``corridor.core.policy.withhold``);

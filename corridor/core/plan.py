@@ -3,7 +3,7 @@
 ``build_plan(config, corridor_name, ciphers, pseudonym_secret)`` resolves once
 everything the pipeline needs per batch: topics, the dataset and egress schemas,
 the compiled rules, the transforms, the per-corridor pseudonym key and the
-constant residency headers (DESIGN section 6), built once per plan and epoch.
+constant residency headers (docs/DESIGN.md section 6), built once per plan and epoch.
 
 Choices a caller must know:
 
@@ -21,7 +21,7 @@ Choices a caller must know:
   same ``pseudonym_key`` name and secret share pseudonyms (joinable) on purpose.
 - A corridor that encrypts needs a cipher, one that pseudonymizes needs a secret:
   without them the plan is refused (PlanError), never run half-protected.
-- The record key (DESIGN section 6): ``DatasetPlan.key`` says what happens to it
+- The record key (docs/DESIGN.md section 6): ``DatasetPlan.key`` says what happens to it
   (pseudonymize unless the corridor says otherwise); pseudonymizing it needs the
   pseudonym secret and encrypting it a cipher, like a field. Park headers cross
   only when ``allowed_headers`` names them.

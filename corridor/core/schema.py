@@ -6,7 +6,7 @@ then the Avro binary datum. The canonical form comes from fastavro; the CRC-64-A
 is computed here from the spec's algorithm (and cross-checked against fastavro in the
 tests), so a fastavro upgrade cannot silently change our fingerprints.
 
-Avro -> Arrow mapping (binding for every module, see CONTRACTS.md): enums are
+Avro -> Arrow mapping (binding for every module, see corridor/core/codec/arrow_shape.py): enums are
 ``dictionary<int32, string>`` whose dictionary is exactly the enum's symbols in
 schema order (so the index is the Avro index). Unions are supported only as
 ``["null", T]`` / ``[T, "null"]`` (a nullable T) or a single branch ``[T]``: a union

@@ -1,4 +1,4 @@
-"""Topic names (DESIGN section 4) and where each topic lives. Pure: no Kafka."""
+"""Topic names (docs/DESIGN.md section 4) and where each topic lives. Pure: no Kafka."""
 
 from __future__ import annotations
 

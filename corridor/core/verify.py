@@ -1,4 +1,4 @@
-"""The accounting invariant of DESIGN section 9, checked on values (pure: no Kafka).
+"""The accounting invariant of docs/DESIGN.md section 9, checked on values (pure: no Kafka).
 
 Every source record below the committed position of its (topic, partition)
 must appear exactly once in exactly one of delivered, withheld or quarantined.

@@ -4,7 +4,7 @@ Every name here is read by code that is not ours (consumers, connectors, auditor
 change one and every reader breaks. Topic names live in ``corridor.core.topics``.
 
 - Avro single-object framing: ``AVRO_MAGIC`` + 8-byte fingerprint + body (Avro spec).
-- Residency headers on every corridor record (DESIGN section 6), and ``REASON`` on
+- Residency headers on every corridor record (docs/DESIGN.md section 6), and ``REASON`` on
   withheld and quarantined records in the origin.
 - Lineage text: ``topic/partition/offset`` for a record, ``...#row`` for a row of an
   Arrow IPC source message; ``topic/partition/first-last`` for an Arrow corridor batch,

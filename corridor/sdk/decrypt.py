@@ -2,7 +2,7 @@
 
 Which fields are encrypted, and what they were, is read from the egress
 schema: each transformed field carries ``corridor.transform`` and
-``corridor.original`` (DESIGN section 5). The writer side is
+``corridor.original`` (docs/DESIGN.md section 5). The writer side is
 ``corridor.core.policy.transform``:
 
 - avro format, and ``encrypt-deterministic`` in both formats: one ciphertext per

@@ -1,4 +1,4 @@
-"""Bring Arrow data from any decoder into the exact shape CONTRACTS.md prescribes.
+"""Bring Arrow data from any decoder into the exact shape of corridor/core/schema.py's Avro -> Arrow mapping.
 
 polars returns ``large_string``, ``large_list`` and ``dictionary<uint32, large_string>``
 in order of appearance; ``pa.array`` from Python values builds dictionaries in order of

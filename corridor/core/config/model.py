@@ -64,7 +64,7 @@ class Transform(str, Enum):
 
 
 class KeyTreatment(str, Enum):
-    """What a corridor does to the Kafka record key before it crosses (DESIGN section 6).
+    """What a corridor does to the Kafka record key before it crosses (docs/DESIGN.md section 6).
 
     ``pseudonymize`` (the default): the HMAC token of the key's bytes under the
     corridor's pseudonym key, as UTF-8 (equal keys stay equal, so per-key order
@@ -89,7 +89,7 @@ class RecordKind(str, Enum):
 
 
 class WireFormat(str, Enum):
-    """Encoding of the corridor's output topic (DESIGN section 5)."""
+    """Encoding of the corridor's output topic (docs/DESIGN.md section 5)."""
 
     AVRO = "avro"
     ARROW = "arrow"

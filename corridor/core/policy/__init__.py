@@ -1,4 +1,4 @@
-"""Policy stages, each a pure function of an Arrow batch (DESIGN section 7).
+"""Policy stages, each a pure function of an Arrow batch (docs/DESIGN.md section 7).
 
 classify (important rows) -> withhold (validate, corridor rule, admitted kinds)
 -> transform (drop, mask, pseudonymize, encrypt) -> tag (residency headers).

@@ -1,6 +1,6 @@
 """key: the record key under the policy, and the park headers a corridor lets through.
 
-The Kafka key is a governed field (DESIGN section 6). Per treatment, for a whole
+The Kafka key is a governed field (docs/DESIGN.md section 6). Per treatment, for a whole
 batch of keys at once (``KeyTreatment``):
 
 - ``pseudonymize``: the 20-character HMAC token of the key's bytes under the

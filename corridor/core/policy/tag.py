@@ -1,4 +1,4 @@
-"""tag: residency headers of one delivered record or Arrow batch (DESIGN section 6).
+"""tag: residency headers of one delivered record or Arrow batch (docs/DESIGN.md section 6).
 
 The constant headers are built once per plan and epoch (``DatasetPlan.headers``);
 only ``corridor-lineage`` is per record (avro) or per batch (arrow).

@@ -378,7 +378,7 @@ def _parse_timestamp(text: str, t: pa.TimestampType) -> dt.datetime:
         raise ValueError(
             f"{text!r} is not an ISO-8601 timestamp such as '2024-01-31T12:00:00Z'"
         ) from None
-    # Naive literals mean UTC: every corridor timestamp is UTC (CONTRACTS.md).
+    # Naive literals mean UTC: every corridor timestamp is UTC (the Arrow mapping in corridor/core/schema.py).
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
     if t.tz is None:
