@@ -46,7 +46,7 @@ class EncryptedField:
     def nested(self) -> bool:
         """Whether the plaintext is an Avro binary (record, array or map)."""
         t = self.arrow_type
-        return pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_map(t)
+        return bool(pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_map(t))
 
     @property
     def arrow_type(self) -> pa.DataType:

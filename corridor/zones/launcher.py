@@ -189,7 +189,7 @@ class Launcher:
         cluster_id = _cluster_id()
         scram = f"SCRAM-SHA-512=[name={creds.admin.username},password={creds.admin.secret}]"
         cmd = [
-            self.java, *HEAP, "-cp", f"{self.libs}/*",
+            self._java(), *HEAP, "-cp", f"{self.libs}/*",
             f"-Dlog4j2.configurationFile={zdir / 'log4j2.properties'}",
             "kafka.tools.StorageTool", "format", "--standalone",
             "--cluster-id", cluster_id, "--config", str(zdir / "server.properties"),
@@ -200,10 +200,15 @@ class Launcher:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
             raise ZoneError(spec.name, f"formatting the KRaft log failed: {tail[0]}")
 
+    def _java(self) -> str:
+        if not self.java:  # checked before any zone starts; here for the type
+            raise ZoneError("*", "no java found (set CORRIDOR_JAVA or put java on PATH)")
+        return self.java
+
     def _start(self, spec: ZoneSpec) -> subprocess.Popen[bytes]:
         zdir = self.zone_dir(spec)
         cmd = [
-            self.java, *HEAP, *JVM_FLAGS, "-cp", f"{self.libs}/*",
+            self._java(), *HEAP, *JVM_FLAGS, "-cp", f"{self.libs}/*",
             f"-Dlog4j2.configurationFile={zdir / 'log4j2.properties'}",
             f"-Dcorridor.zone={spec.name}",
             "kafka.Kafka", str(zdir / "server.properties"),

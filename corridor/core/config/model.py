@@ -32,10 +32,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from corridor.core.config.rotation import RotationSchedule
 from corridor.core.wire import policy_id
 
 if TYPE_CHECKING:
-    from corridor.core.config.rotation import RotationSchedule
     from corridor.core.rules import Rule
     from corridor.core.schema import AvroSchema
 

@@ -8,12 +8,9 @@ corridor's ``rotate``, else none). Moved from corridor/keys/rotation.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from corridor.core.errors import CryptoError
-
-if TYPE_CHECKING:
-    from corridor.core.config.model import Corridor
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,14 @@ def schedule_from_flags(every_records: int | None,
     return RotationSchedule(every_records, None if every_minutes is None else every_minutes * 60)
 
 
-def rotation_for(corridor: Corridor, flags: RotationSchedule | None) -> RotationSchedule | None:
+class Rotating(Protocol):
+    """What ``rotation_for`` reads of a corridor (a ``Corridor`` is one)."""
+
+    @property
+    def rotate(self) -> RotationSchedule | None: ...
+
+
+def rotation_for(corridor: Rotating, flags: RotationSchedule | None) -> RotationSchedule | None:
     """The schedule ``corridor`` runs with: ``flags`` when given (they replace the file's
     ``rotate`` as a whole, not key by key), else the corridor's ``rotate``, else None
     (rotate only when ``corridor keys rotate`` asks)."""
