@@ -7,11 +7,13 @@ shows them.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 
 import click
 
+from corridor import __version__
 from corridor.core.errors import CorridorError
 
 # (module, attribute) of each registered command or group.
@@ -22,16 +24,24 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.validate", "validate"),
     ("corridor.commands.provision", "provision"),
     ("corridor.commands.principals", "principals"),
-    ("corridor.commands.generate", "generate"),
     ("corridor.commands.tail", "tail"),
     ("corridor.commands.verify", "verify"),
     ("corridor.commands.demo", "demo"),
-    ("corridor.commands.bench", "bench"),
 ]
+# Development tools: under `corridor dev` (and still reachable by their old names,
+# hidden from the main --help, for scripts written before).
+DEV_COMMANDS: list[tuple[str, str]] = [
+    ("corridor.commands.bench", "bench"),
+    ("corridor.commands.generate", "generate"),
+]
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--log-level", default=None, help="debug, info, warning or error (default: info).")
+@click.version_option(__version__, "-V", "--version", prog_name="corridor")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              envvar="CORRIDOR_LOG_LEVEL", show_envvar=True,
+              help="Log level (default: info). Logs are JSON when stderr is not a terminal.")
 def cli(log_level: str | None) -> None:
     """corridor: governed data corridors between regional Kafka clusters.
 
@@ -44,8 +54,18 @@ def cli(log_level: str | None) -> None:
     log.configure(log_level)
 
 
+@cli.group()
+def dev() -> None:
+    """Development tools: benchmarks and sample data (not needed to run corridors)."""
+
+
 for _module, _attr in COMMANDS:
     cli.add_command(getattr(importlib.import_module(_module), _attr))
+for _module, _attr in DEV_COMMANDS:
+    _command = getattr(importlib.import_module(_module), _attr)
+    dev.add_command(_command)
+    cli.add_command(copy.copy(_command), _attr)
+    cli.commands[_attr].hidden = True
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from corridor.commands.options import config_option
+from corridor.commands.options import table as new_table
 from corridor.core import topics
 from corridor.core.config import Config, Transform, load_config
 from corridor.core.errors import CorridorError
@@ -24,8 +25,7 @@ console = Console(width=max(150, Console().width))
 
 
 @click.command()
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The corridor file.")
+@config_option
 @click.option("--records", default=5000, show_default=True, type=click.IntRange(1),
               help="Records generated per source topic (zone and dataset).")
 @click.option("--bad-ratio", default=0.02, show_default=True, type=click.FloatRange(0, 1),
@@ -167,7 +167,7 @@ def _report(config: Config, stats: dict[str, Any]) -> list[str]:
     admin = admin_principal()
     where = endpoints_for(config)
     failed = []
-    table = Table(title="corridors: records of this run; reasons and verify over all runs",
+    table = new_table("corridors: records of this run; reasons and verify over all runs",
                   show_lines=True)
     for column in ("corridor", "in", "delivered", "withheld\n(reasons: all runs)",
                    "quarantined\n(reasons: all runs)", "protected fields",

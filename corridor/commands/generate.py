@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from corridor.commands.options import config_option
 from corridor.core.config import load_config
 from corridor.core.errors import ConfigError
 from corridor.dev.sample import generate_keys, generate_records
@@ -23,8 +24,7 @@ CHUNK = 5000
 @click.option("--withheld-share", default=0.1, show_default=True, type=click.FloatRange(0, 1),
               help="Share of valid records that trip the sample withhold rules.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False))
+@config_option
 def generate(dataset: str, zone: str, count: int, bad_ratio: float, withheld_share: float,
              seed: int, config_path: str) -> None:
     """Produce COUNT seeded records of DATASET to <ZONE>.outbound.<DATASET>."""

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from corridor.commands.options import config_option
 from corridor.keys.local import LocalKekProvider
 
 
@@ -26,8 +27,7 @@ def keys() -> None:
     help="Keyring folder (default: the zone's `keys.path` in the corridor file, else "
     "$CORRIDOR_KEYS_DIR or .keys/ at the repo root).",
 )
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The corridor file (for the default folder).")
+@config_option
 def init(zone: str, folder: Path | None, config_path: str) -> None:
     """Create a zone's KEK as a 0600 file. Never overwrites an existing one.
 
@@ -60,8 +60,7 @@ def _corridor_endpoint(config_path: str, name: str) -> tuple[Any, Any, Any]:
 
 @keys.command("rotate")
 @click.option("--corridor", "name", required=True, help="Corridor whose data key to rotate.")
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The corridor file.")
+@config_option
 @click.option("--wait", "wait_s", default=30.0, show_default=True,
               help="Seconds to wait for the new key to be published (0: do not wait).")
 def rotate(name: str, config_path: str, wait_s: float) -> None:
@@ -104,8 +103,7 @@ def rotate(name: str, config_path: str, wait_s: float) -> None:
               help="Retire the data keys of epochs below this one.")
 @click.option("--grace", "grace", default="1h", show_default=True,
               help="Keep a key until its successor is this old (e.g. 0, 90s, 30m, 1h, 7d).")
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The corridor file.")
+@config_option
 @click.option("--count/--no-count", default=True, show_default=True,
               help="Count the corridor's messages encrypted under each retired key.")
 @click.option("--dry-run", is_flag=True, help="Say what would be retired; change nothing.")

@@ -6,16 +6,17 @@ from collections.abc import Iterable
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from corridor.commands.options import config_option, emit_json, output_option
+from corridor.commands.options import table as new_table
 from corridor.core import acl
 from corridor.core.config import load_config
 
 
 @click.command()
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The corridor file.")
-def principals(config_path: str) -> None:
+@config_option
+@output_option
+def principals(config_path: str, output: str) -> None:
     """List every principal of CONFIG and its rights, zone by zone.
 
     These are the grants `corridor provision --acls` creates; anything not
@@ -23,7 +24,14 @@ def principals(config_path: str) -> None:
     """
     config = load_config(config_path)
     rights = acl.by_principal(acl.grants(config))
-    table = Table(title=f"principals of {config_path}", show_lines=True)
+    if output == "json":
+        emit_json({"principals": [
+            {"name": p.name, "role": p.role, "serves": p.serves, "grants": [
+                {"zone": g.zone, "operation": g.operation, "resource": g.resource,
+                 "pattern": g.pattern} for g in rights.get(p.name, [])]}
+            for p in acl.principals(config)]})
+        return
+    table = new_table(f"principals of {config_path}", show_lines=True)
     for column in ("principal", "role", "serves", "zone", "may"):
         table.add_column(column)
     for p in acl.principals(config):

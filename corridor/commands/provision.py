@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from corridor.commands.options import config_option, emit_json, output_option
+from corridor.commands.options import table as new_table
 from corridor.core.config import load_config
 from corridor.core.topics import TopicPlan, topic_plan
 from corridor.kafka import admin as kadmin
@@ -33,14 +35,14 @@ def provision_topics(config_path: str, partitions: int) -> dict[str, tuple[list[
 
 
 @click.command()
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The corridor file.")
+@config_option
 @click.option("--partitions", default=6, show_default=True, type=click.IntRange(1, 1000),
               help="Partitions of new data topics (audit and schema topics get 1).")
 @click.option("--acls", is_flag=True,
               help="Also create the principals (park, corridor, analytics) and their ACLs, "
                    "and revoke grants of those principals the file no longer implies.")
-def provision(config_path: str, partitions: int, acls: bool) -> None:
+@output_option
+def provision(config_path: str, partitions: int, acls: bool, output: str) -> None:
     """Create every topic of the corridors in CONFIG, each in its zone. Idempotent.
 
     Existing topics are left as they are (their partition count is not changed).
@@ -49,9 +51,23 @@ def provision(config_path: str, partitions: int, acls: bool) -> None:
     (`corridor principals` lists the resulting rights).
     """
     result = provision_topics(config_path, partitions)
-    if acls:
-        _print_acl_diff(provision_acls(config_path))
-    table = Table(title="corridor provision", show_lines=False)
+    diff = provision_acls(config_path) if acls else None
+    if output == "json":
+        doc: dict[str, object] = {"topics": {
+            zone: {"created": created, "existing": existing}
+            for zone, (created, existing) in result.items()}}
+        if diff is not None:
+            doc["acls"] = {
+                "users_added": {c: sorted(u) for c, u in diff.users_added.items()},
+                "grants_added": {c: [_grant_doc(g) for g in items]
+                                 for c, items in diff.added.items()},
+                "grants_removed": {c: [_grant_doc(g) for g in items]
+                                   for c, items in diff.removed.items()}}
+        emit_json(doc)
+        return
+    if diff is not None:
+        _print_acl_diff(diff)
+    table = new_table("corridor provision", show_lines=False)
     table.add_column("zone")
     table.add_column("topic")
     table.add_column("status")
@@ -74,12 +90,17 @@ def provision_acls(config_path: str) -> AclDiff:
     return sync_acls(config, endpoints, credentials())
 
 
+def _grant_doc(g: Any) -> dict[str, object]:
+    return {"principal": g.principal, "operation": g.operation, "resource": g.resource,
+            "name": g.name, "prefixed": g.prefixed}
+
+
 def _print_acl_diff(diff: AclDiff) -> None:
     console = Console()
     if diff.empty:
         console.print("ACLs: nothing to change (every principal and grant already in place)")
         return
-    table = Table(title="corridor provision --acls: changes applied")
+    table = new_table("corridor provision --acls: changes applied")
     for column in ("cluster", "change", "principal", "right"):
         table.add_column(column)
     for cluster, users in diff.users_added.items():

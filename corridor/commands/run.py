@@ -11,13 +11,13 @@ from types import FrameType
 import click
 
 from corridor import log as corridor_log
+from corridor.commands.options import config_option
 from corridor.core.config import load_config
 from corridor.core.errors import CorridorError
 
 
 @click.command()
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False), help="The corridor file.")
+@config_option
 @click.option("--corridor", "names", multiple=True, metavar="NAME",
               help="Run this corridor (repeatable). Default: every corridor in the file.")
 @click.option("--instance", default=None, help="A name for this instance in logs (default: pid).")

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from corridor.commands.options import config_option
 from corridor.core.config import load_config
 from corridor.keys.local import LocalKekProvider
 from corridor.processor.resolve import zone_endpoint
@@ -54,8 +55,7 @@ def render(record: CorridorRecord) -> str:
               help="Stop once nothing arrived for this many seconds.")
 @click.option("--keys", "keys_dir", default=None, type=click.Path(file_okay=False),
               help="Keyring folder holding the zone's KEK: decrypt encrypted fields.")
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False))
+@config_option
 def tail(topic: str, zone: str, max_records: int | None, idle: float | None,
          keys_dir: str | None, config_path: str) -> None:
     """Print the records of TOPIC, one JSON line each, from the beginning."""

@@ -6,8 +6,9 @@ import sys
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from corridor.commands.options import config_option, emit_json, output_option
+from corridor.commands.options import table as new_table
 from corridor.core.config import load_config
 from corridor.core.errors import ConfigError
 from corridor.core.verify import VerifyReport
@@ -19,32 +20,58 @@ SHOWN = 10  # lineages listed per kind of violation; the counts are always compl
 
 @click.command()
 @click.option("--corridor", "name", required=True, help="Corridor name, e.g. hk-eu.")
-@click.option("--config", "config_path", default="corridors.yaml", show_default=True,
-              type=click.Path(dir_okay=False))
-def verify(name: str, config_path: str) -> None:
+@config_option
+@output_option
+def verify(name: str, config_path: str, output: str) -> None:
     """Check the accounting invariant of corridor NAME (docs/DESIGN.md section 9).
 
     Every source record below the committed position must appear exactly once
     in exactly one of delivered, withheld or quarantined. Prints totals per
     outcome and reason, duplicates, missing records and gaps; exits 1 on any
-    violation, 0 when the invariant holds.
+    violation, 0 when the invariant holds. -o json prints the totals, reasons and
+    the first violations of each kind as one document.
     """
     config = load_config(config_path)
     if name not in config.corridors:
         raise ConfigError(config_path, None, f"corridors.{name}", "no such corridor")
-    console = Console(stderr=False)
+    # The progress spinner goes to stderr, so that stdout holds only the result.
+    console = Console(stderr=output == "json")
     with console.status("reading topics") as status:
         corridor = config.corridors[name]
         where = endpoints_for(config, [corridor.origin, corridor.destination])
         found = read_verify_input(where[corridor.origin], where[corridor.destination], corridor,
                                   credentials().admin, lambda text: status.update(text))
     report = found.check()
-    show(console, name, report, found)
+    if output == "json":
+        emit_json(as_json(name, report, found))
+    else:
+        show(console, name, report, found)
     sys.exit(0 if report.ok and not found.unreadable else 1)
 
 
+def as_json(name: str, report: VerifyReport, found: VerifyInput) -> dict[str, object]:
+    """The report as one document with stable keys (violations: the first SHOWN of each)."""
+    return {
+        "corridor": name, "ok": bool(report.ok and not found.unreadable),
+        "source": report.source, "delivered": report.delivered,
+        "withheld": report.withheld, "quarantined": report.quarantined,
+        "pending": report.pending, "ahead": report.ahead,
+        "side_rewrites": report.side_rewrites,
+        "withheld_by_reason": dict(report.withheld_by_reason),
+        "quarantined_by_reason": dict(report.quarantined_by_reason),
+        "missing": [str(x) for x in report.missing[:SHOWN]], "missing_count": len(report.missing),
+        "duplicates": [str(x) for x in report.delivered_duplicates[:SHOWN]],
+        "duplicates_count": len(report.delivered_duplicates),
+        "conflicts": [str(x) for x in report.conflicts[:SHOWN]],
+        "conflicts_count": len(report.conflicts),
+        "unknown": list(report.unknown[:SHOWN]), "unknown_count": len(report.unknown),
+        "unreadable": found.unreadable[:SHOWN], "unreadable_count": len(found.unreadable),
+        "gaps": [str(g) for g in report.gaps],
+    }
+
+
 def show(console: Console, name: str, report: VerifyReport, found: VerifyInput) -> None:
-    table = Table(title=f"corridor {name}: accounting", show_header=True)
+    table = new_table(f"corridor {name}: accounting", show_header=True)
     table.add_column("outcome")
     table.add_column("reason")
     table.add_column("records", justify="right")
