@@ -27,6 +27,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.tail", "tail"),
     ("corridor.commands.verify", "verify"),
     ("corridor.commands.demo", "demo"),
+    ("corridor.commands.status", "status"),
+    ("corridor.commands.deploy", "deploy"),
 ]
 # Development tools: under `corridor dev` (and still reachable by their old names,
 # hidden from the main --help, for scripts written before).
