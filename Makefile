@@ -7,12 +7,12 @@ CORRIDOR := $(BIN)/corridor
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs lint test test-unit test-integration demo bench chaos clean
+.PHONY: help install up down status logs lint test test-unit test-integration demo bench chaos clean deploy-systemd deploy-kubernetes tools
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n",$$1,$$2}'
 
-install: $(VENV)/.installed .kafka/libs/.installed ## venv with corridor (editable) + Kafka jars from Maven Central
+install: $(VENV)/.installed .kafka/libs/.installed tools ## venv with corridor (editable) + Kafka jars from Maven Central + promtool
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PY)" || { echo "corridor: python3.11 not found" >&2; exit 1; }
@@ -25,6 +25,22 @@ $(VENV)/.installed: pyproject.toml
 .kafka/libs/.installed: infra/kafka/pom.xml infra/fetch-kafka.sh infra/fetch-jars.sh
 	@bash infra/fetch-kafka.sh
 	@touch $@
+
+# Debian's prometheus (prometheus + promtool: the metrics and alert-rule tests run them) and
+# systemd-analyze (checks the rendered units), installed when missing.
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  echo "installing Debian's prometheus (promtool, prometheus)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@command -v systemd-analyze >/dev/null || { \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+
+DEPLOY_OUT ?= deploy
+deploy-systemd: install ## render systemd units + env files for every corridor into $(DEPLOY_OUT)/systemd
+	@$(CORRIDOR) deploy render --target systemd --out $(DEPLOY_OUT)/systemd $(DEPLOY_ARGS)
+
+deploy-kubernetes: install ## render Kubernetes + Strimzi manifests for every corridor into $(DEPLOY_OUT)/kubernetes
+	@$(CORRIDOR) deploy render --target kubernetes --out $(DEPLOY_OUT)/kubernetes $(DEPLOY_ARGS)
 
 up: install ## start the local zones hk, eu, asean (idempotent)
 	@$(CORRIDOR) zones up
