@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n",$$1,$$2}'
 
-install: $(VENV)/.installed .kafka/libs/.installed tools ## venv with corridor (editable) + Kafka jars from Maven Central + promtool
+install: $(VENV)/.installed .kafka/libs/.installed .kafka/registry/.installed tools ## venv with corridor (editable) + Kafka jars and the schema registry from Maven Central + promtool
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PY)" || { echo "corridor: python3.11 not found" >&2; exit 1; }
@@ -24,6 +24,10 @@ $(VENV)/.installed: pyproject.toml
 
 .kafka/libs/.installed: infra/kafka/pom.xml infra/fetch-kafka.sh infra/fetch-jars.sh
 	@bash infra/fetch-kafka.sh
+	@touch $@
+
+.kafka/registry/.installed: infra/registry/pom.xml infra/fetch-registry.sh infra/fetch-jars.sh
+	@bash infra/fetch-registry.sh
 	@touch $@
 
 # Debian's prometheus (prometheus + promtool: the metrics and alert-rule tests run them) and
@@ -42,7 +46,7 @@ deploy-systemd: install ## render systemd units + env files for every corridor i
 deploy-kubernetes: install ## render Kubernetes + Strimzi manifests for every corridor into $(DEPLOY_OUT)/kubernetes
 	@$(CORRIDOR) deploy render --target kubernetes --out $(DEPLOY_OUT)/kubernetes $(DEPLOY_ARGS)
 
-up: install ## start the local zones hk, eu, asean (idempotent)
+up: install ## start the local zones hk, eu, asean and their schema registries (idempotent)
 	@$(CORRIDOR) zones up
 
 down: ## stop the local zones this project started

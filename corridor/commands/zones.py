@@ -1,4 +1,4 @@
-"""`corridor zones up|down|status|reset|logs`: the local Kafka clusters."""
+"""`corridor zones up|down|status|reset|logs`: the local Kafka clusters and their schema registries."""
 
 from __future__ import annotations
 
@@ -20,15 +20,33 @@ def zones() -> None:
     Each zone is a single-node Kafka cluster from Apache Kafka's own jars
     (fetched by `make install`), listening on loopback with SASL/SCRAM:
     hk 127.0.0.1:19092, eu 127.0.0.1:29092, asean 127.0.0.1:31092
-    (override with CORRIDOR_PORT_<ZONE>). Data lives in .zones/.
+    (override with CORRIDOR_PORT_<ZONE>), and a schema registry (Apicurio,
+    in memory, Java 21+) with the Confluent-compatible API on the zone's
+    port - 11: http://127.0.0.1:19081/apis/ccompat/v7 for hk. Data lives in .zones/.
     """
+
+
+registry_option = click.option(
+    "--no-registry", is_flag=True,
+    help="Brokers only: do not start the schema registries (which need Java 21+).",
+)
 
 
 @zones.command()
 @zone_option
-def up(zones: tuple[str, ...]) -> None:
-    """Start the zones that are not running and wait until they answer."""
-    started = local.launcher().up(default_specs(zones), click.echo)
+@registry_option
+def up(zones: tuple[str, ...], no_registry: bool) -> None:
+    """Start the zones (broker, then schema registry) that are not running; wait until
+    they answer."""
+    specs = default_specs(zones)
+    brokers = local.launcher()
+    registries = None if no_registry else local.registries()
+    if registries is not None:  # what is missing fails before anything starts
+        brokers.check_prerequisites()
+        registries.check()
+    started = brokers.up(specs, click.echo)
+    if registries is not None:
+        started += registries.up(specs, click.echo)
     if not started:
         click.echo("all zones already running: nothing to do")
 
@@ -36,18 +54,24 @@ def up(zones: tuple[str, ...]) -> None:
 @zones.command()
 @zone_option
 def down(zones: tuple[str, ...]) -> None:
-    """Stop the zones this project started (SIGTERM, then SIGKILL after 30 s)."""
-    local.launcher().down(default_specs(zones), click.echo)
+    """Stop the zones this project started, registries first (SIGTERM, then SIGKILL)."""
+    specs = default_specs(zones)
+    local.registries().down(specs, click.echo)
+    local.launcher().down(specs, click.echo)
 
 
 @zones.command()
 @zone_option
 def status(zones: tuple[str, ...]) -> None:
-    """Show which zones run, with their pids and bootstrap addresses."""
-    rows = local.launcher().status(default_specs(zones))
-    for row in rows:
+    """Show which zones and schema registries run, with their pids and addresses."""
+    specs = default_specs(zones)
+    registries = {r.name: r for r in local.registries().status(specs)}
+    for row in local.launcher().status(specs):
         state = f"running (pid {row.pid})" if row.running else "stopped"
         click.echo(f"{row.name:<8} {row.bootstrap:<18} {state}")
+        reg = registries[row.name]
+        state = f"running (pid {reg.pid})" if reg.running else "stopped"
+        click.echo(f"{'':<8} registry {reg.url}  {state}")
 
 
 @zones.command()
@@ -57,7 +81,9 @@ def reset(zones: tuple[str, ...], yes: bool) -> None:
     """Stop the zones and delete all their data and local credentials."""
     if not yes:
         click.confirm("Delete all data of these zones?", abort=True)
-    local.launcher().reset(default_specs(zones), click.echo)
+    specs = default_specs(zones)
+    local.registries().down(specs, click.echo)  # their pid files go with the zone's folder
+    local.launcher().reset(specs, click.echo)
 
 
 @zones.command()

@@ -153,7 +153,20 @@ class ZoneError(CorridorError):
 
 
 class KafkaUnavailable(CorridorError):
-    """A cluster did not answer in time."""
+    """A cluster did not answer in time, or refused a request.
+
+    ``code`` is the Kafka error's name when one is known (``KafkaError.name()``:
+    ``'TOPIC_AUTHORIZATION_FAILED'``, ``'_TRANSPORT'``, ...), None otherwise. Callers that
+    decide whether to retry look at the code, never at the message's words.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        self.message = message
+        self.code = code
+        super().__init__(message)
+
+    def fields(self) -> dict[str, object]:
+        return {"code": self.code}
 
 
 class PlanError(CorridorError):
@@ -190,3 +203,31 @@ class SourceRecreated(CorridorError):
     def fields(self) -> dict[str, object]:
         return {"corridor": self.corridor, "topic": self.topic, "stored_topic_id": self.stored_id,
                 "current_topic_id": self.current_id}
+
+
+class RegistryError(CorridorError):
+    """A schema registry refused a request: ``status`` is the HTTP status (404: no such
+    schema id or subject, 409: incompatible, 422: invalid schema), ``code`` the registry's own
+    error code when it sent one (Confluent API: 40403 = schema not found). Not retried: the
+    request itself is wrong. A registry that does not answer is RegistryUnavailable."""
+
+    def __init__(self, url: str, status: int, message: str, code: int | None = None) -> None:
+        self.url, self.status, self.code, self.message = url, status, code, message
+        super().__init__(f"schema registry {url}: HTTP {status}: {message}")
+
+    def fields(self) -> dict[str, object]:
+        return {"url": self.url, "status": self.status, "code": self.code}
+
+
+class RegistryUnavailable(CorridorError):
+    """A schema registry did not answer, or answered that it cannot now (HTTP 5xx, 408, 429).
+
+    Not a RegistryError on purpose: a caller that quarantines on RegistryError must not
+    quarantine on this; it waits and asks again. ``status`` is None when nothing answered."""
+
+    def __init__(self, url: str, message: str, status: int | None = None) -> None:
+        self.url, self.status, self.message = url, status, message
+        super().__init__(f"schema registry {url} unavailable: {message}")
+
+    def fields(self) -> dict[str, object]:
+        return {"url": self.url, "status": self.status}

@@ -40,7 +40,7 @@ Output per format:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -161,15 +161,23 @@ class BatchResult:
 
 
 def process(
-    messages: Sequence[RawMessage], plan: CorridorPlan, dataset_plan: DatasetPlan, now_ms: int
+    messages: Sequence[RawMessage], plan: CorridorPlan, dataset_plan: DatasetPlan, now_ms: int,
+    *, writer_schemas: Mapping[int, AvroSchema] | None = None,
 ) -> BatchResult:
-    """Run one batch of *dataset_plan*'s source topic through the corridor (module docstring)."""
+    """Run one batch of *dataset_plan*'s source topic through the corridor (module docstring).
+
+    ``writer_schemas`` (schema id -> writer schema, from the origin's schema registry):
+    when given, a message may also be Confluent-framed Avro or one JSON object, told
+    apart per message (``corridor.core.codec.dialects``); it must hold every schema id
+    of the batch the registry knows (``dialects.confluent_ids``): an id missing from it
+    is quarantined as ``decode: unknown schema id N``. None (the default): single-object
+    Avro and Arrow IPC only, as before."""
     dp = dataset_plan
     # An Arrow IPC message holds many records and may be up to the topic's limit.
     oversized = {i: _oversized(len(m.value)) for i, m in enumerate(messages)
                  if m.value is not None and len(m.value) > MAX_RECORD_BYTES
                  and not looks_like_ipc(m.value)}
-    inputs = decode_inputs(messages, plan.store, dp.schema, frozenset(oversized))
+    inputs = decode_inputs(messages, plan.store, dp.schema, frozenset(oversized), writer_schemas)
     units, decoded = inputs.units, inputs.decoded
     quarantined = {i: f"decode: {reason}" for i, reason in decoded.errors}
     quarantined.update((inputs.first_unit[i], reason) for i, reason in oversized.items())

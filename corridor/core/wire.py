@@ -16,6 +16,8 @@ change one and every reader breaks. Topic names live in ``corridor.core.topics``
 
 from __future__ import annotations
 
+from corridor.core.errors import DecodeError
+
 AVRO_MAGIC = b"\xc3\x01"
 
 # -- headers ---------------------------------------------------------------------------
@@ -73,3 +75,37 @@ def policy_id(corridor: str, policy_hash: str) -> str:
 def policy_corridor(value: str) -> str:
     """The corridor name of a ``corridor-policy`` header value."""
     return value.rpartition("@")[0]
+
+
+# -- Confluent wire format ------------------------------------------------------------------
+# What the Kafka ecosystem's serializers write (confluent-kafka's AvroSerializer, Kafka
+# Connect's AvroConverter, ...): one zero byte, the writer schema's id in a schema registry
+# as a 4-byte big-endian int (Java's signed int, so ids above 2**31 - 1 read negative and are
+# simply unknown), then the Avro binary datum. The id means nothing without that registry.
+CONFLUENT_MAGIC = b"\x00"
+CONFLUENT_HEADER_LEN = 5  # magic (1) + schema id (4)
+
+
+def confluent_frame(schema_id: int, body: bytes) -> bytes:
+    """The Confluent framing of an Avro binary datum written with schema ``schema_id``."""
+    return CONFLUENT_MAGIC + schema_id.to_bytes(4, "big", signed=True) + body
+
+
+def confluent_header_problem(value: bytes | None) -> str | None:
+    """Why ``value`` is not Confluent-framed, or None if its header is fine."""
+    if value is None or value[:1] != CONFLUENT_MAGIC:
+        head = b"" if value is None else bytes(value[:1])
+        return f"bad magic {head.hex() or 'none'} (Confluent framing starts with 00)"
+    if len(value) < CONFLUENT_HEADER_LEN:
+        return f"truncated Confluent header ({len(value)} of {CONFLUENT_HEADER_LEN} bytes)"
+    return None
+
+
+def confluent_unframe(value: bytes | None) -> tuple[int, bytes]:
+    """(schema id, Avro body) of a Confluent-framed value. Raises DecodeError with the reason."""
+    problem = confluent_header_problem(value)
+    if problem is not None:
+        raise DecodeError(problem)
+    assert value is not None
+    schema_id = int.from_bytes(value[1:CONFLUENT_HEADER_LEN], "big", signed=True)
+    return schema_id, bytes(value[CONFLUENT_HEADER_LEN:])

@@ -25,7 +25,7 @@ from confluent_kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
-from corridor.core.errors import KafkaUnavailable
+from corridor.kafka.clients import unavailable
 
 TIMEOUT_S = 30.0
 SCRAM_ITERATIONS = 8192
@@ -82,7 +82,7 @@ def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec]) -> tuple[list
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 existing.append(name)
             else:
-                raise KafkaUnavailable(f"creating topic {name}: {exc.args[0].str()}") from None
+                raise unavailable(f"creating topic {name}", exc) from None
     return created, existing
 
 
@@ -95,7 +95,7 @@ def delete_topics(admin: AdminClient, names: Iterable[str]) -> None:
             future.result()
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise KafkaUnavailable(f"deleting topic {name}: {exc.args[0].str()}") from None
+                raise unavailable(f"deleting topic {name}", exc) from None
 
 
 def upsert_user(admin: AdminClient, username: str, password: str) -> None:
@@ -106,7 +106,7 @@ def upsert_user(admin: AdminClient, username: str, password: str) -> None:
         try:
             future.result()
         except KafkaException as exc:
-            raise KafkaUnavailable(f"creating user {user}: {exc.args[0].str()}") from None
+            raise unavailable(f"creating user {user}", exc) from None
 
 
 def existing_grants(admin: AdminClient, principal: str | None = None) -> set[Grant]:
@@ -119,7 +119,7 @@ def existing_grants(admin: AdminClient, principal: str | None = None) -> set[Gra
     try:
         bindings = admin.describe_acls(flt, request_timeout=TIMEOUT_S).result()
     except KafkaException as exc:
-        raise KafkaUnavailable(f"listing ACLs: {exc.args[0].str()}") from None
+        raise unavailable("listing ACLs", exc) from None
     return {
         Grant(
             b.principal.removeprefix("User:"), b.operation.name.lower(),
@@ -140,7 +140,7 @@ def apply_grants(admin: AdminClient, grants: Iterable[Grant]) -> list[Grant]:
         try:
             future.result()
         except KafkaException as exc:
-            raise KafkaUnavailable(f"creating ACL {binding}: {exc.args[0].str()}") from None
+            raise unavailable(f"creating ACL {binding}", exc) from None
     return missing
 
 
@@ -149,7 +149,7 @@ def scram_users(admin: AdminClient) -> set[str]:
     try:
         described = admin.describe_user_scram_credentials(request_timeout=TIMEOUT_S).result()
     except KafkaException as exc:
-        raise KafkaUnavailable(f"listing SCRAM users: {exc.args[0].str()}") from None
+        raise unavailable("listing SCRAM users", exc) from None
     return set(described)
 
 
@@ -161,7 +161,7 @@ def delete_user(admin: AdminClient, username: str) -> None:
             future.result()
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.RESOURCE_NOT_FOUND:
-                raise KafkaUnavailable(f"deleting user {user}: {exc.args[0].str()}") from None
+                raise unavailable(f"deleting user {user}", exc) from None
 
 
 def revoke_grants(admin: AdminClient, grants: Iterable[Grant]) -> list[Grant]:
@@ -174,7 +174,7 @@ def revoke_grants(admin: AdminClient, grants: Iterable[Grant]) -> list[Grant]:
         try:
             future.result()
         except KafkaException as exc:
-            raise KafkaUnavailable(f"deleting ACL {flt}: {exc.args[0].str()}") from None
+            raise unavailable(f"deleting ACL {flt}", exc) from None
     return doomed
 
 
@@ -191,7 +191,7 @@ def partition_counts(admin: AdminClient, names: Iterable[str],
     try:
         metadata = admin.list_topics(timeout=timeout_s)
     except KafkaException as exc:
-        raise KafkaUnavailable(f"listing topics: {exc.args[0].str()}") from None
+        raise unavailable("listing topics", exc) from None
     return {name: len(metadata.topics[name].partitions) for name in set(names)
             if name in metadata.topics and metadata.topics[name].error is None}
 
@@ -204,7 +204,10 @@ def topic_ids(admin: AdminClient, names: Iterable[str], timeout_s: float = 30) -
     wanted = sorted(set(names))
     if not wanted:
         return {}
-    futures = admin.describe_topics(TopicCollection(wanted), request_timeout=timeout_s)
+    try:
+        futures = admin.describe_topics(TopicCollection(wanted), request_timeout=timeout_s)
+    except KafkaException as exc:  # refused before sending: as unavailable as a failed future
+        raise unavailable("describing topics", exc) from None
     out = {}
     for name, future in futures.items():
         try:
@@ -212,5 +215,5 @@ def topic_ids(admin: AdminClient, names: Iterable[str], timeout_s: float = 30) -
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 continue
-            raise KafkaUnavailable(f"describing topic {name}: {exc.args[0].str()}") from None
+            raise unavailable(f"describing topic {name}", exc) from None
     return out

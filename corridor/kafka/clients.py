@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 
+from corridor.core.errors import KafkaUnavailable
 from corridor.zones.credentials import Principal
 
 
@@ -77,6 +78,20 @@ def client_config(
         conf["ssl.endpoint.identification.algorithm"] = "https"
     conf.update(extra or {})
     return conf
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The Kafka error's name of ``exc`` (``'TOPIC_AUTHORIZATION_FAILED'``, ``'_TRANSPORT'``,
+    ...) when it is, or wraps, a ``KafkaError``; else None. Carried by ``KafkaUnavailable``."""
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    return err.name() if isinstance(err, KafkaError) else None
+
+
+def unavailable(what: str, exc: KafkaException) -> KafkaUnavailable:
+    """``KafkaUnavailable("<what>: <the Kafka error's text>")`` carrying the error's code."""
+    err = exc.args[0] if exc.args else None
+    text = err.str() if isinstance(err, KafkaError) else str(exc)
+    return KafkaUnavailable(f"{what}: {text}", code=error_code(exc))
 
 
 def admin_client(endpoint: Endpoint, principal: Principal) -> AdminClient:

@@ -2,8 +2,8 @@
 
 The processor writes, inside each destination transaction, one record per
 source partition: key ``<corridor>|<topic>|<partition>``, value the next source
-offset to read. This is how Kafka Connect's exactly-once source (KIP-618)
-works across clusters: the output and the position commit or abort together.
+offset to read (its bytes: ``corridor.core.offsets``). This is how Kafka
+Connect's exactly-once source (KIP-618) works across clusters: the output and the position commit or abort together.
 
 Each key goes to a fixed partition of the offsets topic (CRC-32 of the key),
 so reading one source partition's position reads one offsets partition.
@@ -15,50 +15,24 @@ would replay records already delivered.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from corridor.core.errors import KafkaUnavailable
+
+# The record's bytes are pure (corridor.core.offsets); re-exported for existing importers.
+from corridor.core.offsets import StoredOffset as StoredOffset
+from corridor.core.offsets import decode_stored as decode_stored
+from corridor.core.offsets import encode_offset as encode_offset
+from corridor.core.offsets import offset_key as offset_key
+from corridor.core.offsets import offset_partition as offset_partition
 from corridor.core.topics import offsets_topic
-from corridor.kafka.clients import Endpoint, client_config
+from corridor.kafka.clients import Endpoint, client_config, unavailable
 from corridor.zones.credentials import Principal
-
-
-def offset_key(corridor: str, topic: str, partition: int) -> bytes:
-    return f"{corridor}|{topic}|{partition}".encode()
-
-
-def offset_partition(key: bytes, partitions: int) -> int:
-    return zlib.crc32(key) % partitions
-
-
-@dataclass(frozen=True, slots=True)
-class StoredOffset:
-    """A source partition's stored position, and the id of the source topic it belongs to
-    (None in records written before ids were stored)."""
-
-    next: int
-    topic_id: str | None = None
-
-
-def encode_offset(next_offset: int, batch_id: str, topic_id: str | None = None) -> bytes:
-    value: dict[str, object] = {"next": next_offset, "batch": batch_id}
-    if topic_id:
-        # A topic deleted and recreated under the same name restarts its offsets: the id
-        # tells the two apart (and the processor refuses to mix them).
-        value["topic_id"] = topic_id
-    return json.dumps(value).encode()
-
-
-def decode_stored(value: bytes) -> StoredOffset:
-    data = json.loads(value)
-    return StoredOffset(int(data["next"]), data.get("topic_id") or None)
 
 
 @dataclass
@@ -98,6 +72,13 @@ class OffsetReader:
         wanted = sorted({offset_partition(k, partitions) for k in keys})
         if not wanted:
             return {}
+        try:  # a Kafka error anywhere, opening and closing the reader included
+            return self._read(keys, wanted)
+        except KafkaException as exc:
+            raise unavailable(f"{self.endpoint.zone}: reading {self.topic}", exc) from None
+
+    def _read(self, keys: dict[bytes, tuple[str, int]],
+              wanted: list[int]) -> dict[tuple[str, int], StoredOffset]:
         consumer = self._consumer()
         found: dict[tuple[str, int], StoredOffset] = {}
         try:
@@ -115,9 +96,6 @@ class OffsetReader:
                 for msg in consumer.consume(1000, timeout=0.5):
                     if msg.error() is None and msg.key() in keys and msg.value() is not None:
                         found[keys[msg.key()]] = decode_stored(msg.value())
-        except KafkaException as exc:
-            raise KafkaUnavailable(f"{self.endpoint.zone}: reading {self.topic}: "
-                                   f"{exc.args[0].str()}") from None
         finally:
             consumer.close()
         return found

@@ -12,31 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from corridor.core.errors import CorridorError
+
+# The record to produce is a value of the core; re-exported for existing importers.
+from corridor.core.model import OutMessage as OutMessage
 from corridor.kafka.clients import Endpoint, client_config
 from corridor.zones.credentials import Principal
 
-Headers = list[tuple[str, bytes]]
 COMMIT_WAIT_S = 5.0
-
-
-class OutMessage(NamedTuple):
-    """One record to produce. A NamedTuple, not a frozen dataclass: the processor builds one
-    per delivered record, and a frozen dataclass's __init__ cost ~9% of the avro hot loop
-    (py-spy); a tuple is several times cheaper."""
-
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: Headers | None = None
-    partition: int | None = None  # None: the producer's partitioner (murmur2 of the key)
-    timestamp: int | None = None  # CreateTime in ms; None: now
-
-
 PARTITION_UA = -1  # librdkafka: let the partitioner choose
 
 
@@ -73,8 +60,9 @@ def _produce_all(producer: Producer, messages: Iterable[OutMessage], on_delivery
         partition = PARTITION_UA if m.partition is None else m.partition
         while True:
             try:
+                # (the stubs' list of str | bytes | None values is invariant: ours holds bytes | None)
                 produce(m.topic, m.value, m.key, partition, on_delivery, None, m.timestamp or 0,
-                        m.headers)
+                        m.headers)  # type: ignore[arg-type]
                 break
             except BufferError:
                 producer.poll(0.1)  # queue full: let deliveries drain, then retry

@@ -11,7 +11,8 @@ before the cluster's metadata log exists.
 
 The launcher never kills what it did not start: ``down`` reads the pid files
 and checks that the process still runs our ``server.properties`` before it
-signals it.
+signals it. Each zone's schema registry runs beside its broker, started by
+``corridor.zones.registry`` (``registry.pid``, ``registry.log`` in the same folder).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from corridor.zones.credentials import Credentials, load_or_create_credentials
 from corridor.zones.properties import log4j2_properties, server_properties
 from corridor.zones.tls import ensure_zone_tls
 
-# Each zone uses port..port+3. All below 32768: Linux hands out 32768-60999 as the local
+# Each zone uses port..port+3, and its schema registry port-12..port-11
+# (corridor.zones.registry). All below 32768: Linux hands out 32768-60999 as the local
 # ports of outgoing connections, and one such connection holding a zone's port (asean
 # was 39092) made the broker's start fail at random.
 DEFAULT_PORTS: dict[str, int] = {"hk": 19092, "eu": 29092, "asean": 31092}
@@ -145,7 +147,7 @@ class Launcher:
         Returns the names of the zones it started (empty when all were running).
         Raises ZoneError with a one-line cause on any failure.
         """
-        self._check_prerequisites()
+        self.check_prerequisites()
         creds = self.credentials()
         started: list[tuple[ZoneSpec, subprocess.Popen[bytes]]] = []
         for spec in specs:
@@ -162,11 +164,12 @@ class Launcher:
             say(f"zone {spec.name}: ready on {spec.bootstrap} (pid {proc.pid})")
         return [spec.name for spec, _ in started]
 
-    def _check_prerequisites(self) -> None:
+    def check_prerequisites(self) -> None:
+        """ZoneError when java (17+) or the Kafka jars are missing."""
         if not self.java:
             raise ZoneError("*", "java not found on PATH: install Java 17+ "
                                  "(apt-get install openjdk-17-jre-headless)")
-        version = _java_major_version(self.java)
+        version = java_major_version(self.java)
         if version is not None and version < 17:
             raise ZoneError("*", f"{self.java} is Java {version}; Kafka 4 needs Java 17+")
         if not any(self.libs.glob("kafka_2.13-*.jar")):
@@ -262,16 +265,16 @@ class Launcher:
                 say(f"zone {spec.name}: not running")
                 (self.zone_dir(spec) / "pid").unlink(missing_ok=True)
                 continue
-            os.killpg(pid, signal.SIGTERM) if _is_group_leader(pid) else os.kill(
+            os.killpg(pid, signal.SIGTERM) if is_group_leader(pid) else os.kill(
                 pid, signal.SIGTERM
             )
             pids[spec.name] = (spec, pid)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for name, (spec, pid) in pids.items():
             how = "stopped"
-            if not _wait_gone(pid, deadline):
+            if not wait_gone(pid, deadline):
                 os.kill(pid, signal.SIGKILL)
-                _wait_gone(pid, time.monotonic() + 10)
+                wait_gone(pid, time.monotonic() + 10)
                 how = "killed after timeout"
             (self.zone_dir(spec) / "pid").unlink(missing_ok=True)
             say(f"zone {name}: {how} (pid {pid})")
@@ -283,7 +286,7 @@ class Launcher:
         pid = self.pid_of(spec)
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, time.monotonic() + 10)
+            wait_gone(pid, time.monotonic() + 10)
         return pid
 
     def reset(self, specs: list[ZoneSpec], say: Callable[[str], None]) -> None:
@@ -331,7 +334,7 @@ def _check_port_free(spec: ZoneSpec) -> None:
     few seconds before it counts as another process's."""
     deadline = time.monotonic() + PORT_WAIT_S
     for port in (spec.port, spec.controller_port, spec.proxied_listener_port):
-        while not _port_free(port):
+        while not port_free(port):
             if time.monotonic() > deadline:
                 raise ZoneError(
                     spec.name,
@@ -341,7 +344,7 @@ def _check_port_free(spec: ZoneSpec) -> None:
             time.sleep(0.2)
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -351,7 +354,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _java_major_version(java: str) -> int | None:
+def java_major_version(java: str) -> int | None:
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30,
                              check=False)
@@ -377,14 +380,14 @@ def _is_our_broker(pid: int, zone_dir: Path) -> bool:
     return str(zone_dir / "server.properties").encode() in cmdline
 
 
-def _is_group_leader(pid: int) -> bool:
+def is_group_leader(pid: int) -> bool:
     try:
         return os.getpgid(pid) == pid
     except ProcessLookupError:
         return False
 
 
-def _wait_gone(pid: int, deadline: float) -> bool:
+def wait_gone(pid: int, deadline: float) -> bool:
     """Wait (polling /proc, no fixed sleep budget) until pid is gone or reaped."""
     while time.monotonic() < deadline:
         try:

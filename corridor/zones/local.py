@@ -8,6 +8,9 @@ from the credentials file named by ``CORRIDOR_CREDENTIALS``), or ``docker``
 
 ``CORRIDOR_TLS=1`` makes the local zones serve SASL_SSL only (certificates
 from the launcher's CA in ``.zones/tls/``) and every client use it.
+
+Each local zone also runs a schema registry (``registries()``; corridor.zones.registry),
+plain HTTP on loopback whatever ``CORRIDOR_TLS`` says.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from corridor.core.errors import ZoneError
 from corridor.kafka.clients import Endpoint, answers_metadata, tls_enabled
 from corridor.zones.credentials import Credentials, load_or_create_credentials
 from corridor.zones.launcher import Launcher, ZoneSpec, default_specs
+from corridor.zones.registry import RegistryLauncher
 
 
 def home() -> Path:
@@ -45,6 +49,12 @@ def probe(spec: ZoneSpec, creds: Credentials) -> bool:
 def launcher() -> Launcher:
     root = home()
     return Launcher(root / ".zones", root / ".kafka" / "libs", probe, tls=tls_enabled())
+
+
+def registries() -> RegistryLauncher:
+    """The launcher of the local zones' schema registries (``.kafka/registry``)."""
+    root = home()
+    return RegistryLauncher(root / ".zones", root / ".kafka" / "registry")
 
 
 def endpoints(names: list[str] | None = None) -> dict[str, Endpoint]:

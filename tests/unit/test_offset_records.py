@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from corridor.core.errors import SourceRecreated
-from corridor.kafka.offsets import StoredOffset, decode_stored, encode_offset
+from corridor.core.offsets import StoredOffset, decode_stored, encode_offset
 
 
 def test_a_position_round_trips_with_its_source_topic_id() -> None:

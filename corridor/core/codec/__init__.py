@@ -34,6 +34,11 @@ per-record path for every record: ``decode_strategy`` says which path a schema g
 polars is imported lazily; without it everything is strict.
 
 Encoding (``encode_avro``) is the vectorised column encoder plus the 10-byte header.
+
+The other dialects a park may produce in (Confluent-framed Avro, JSON) are told apart per
+record and decoded by ``corridor.core.codec.dialects.decode_records``, which hands the
+single-object values (and Confluent-framed ones written with the dataset's own schema) to
+``decode_avro``.
 """
 
 from __future__ import annotations

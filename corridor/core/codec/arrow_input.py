@@ -12,13 +12,15 @@ each of its rows is quarantined with the reason. A row with a null where the
 Avro schema allows none (top level, or inside a required record), or an enum
 value that is not a symbol, is quarantined alone. What passes is exactly what
 the dataset's Avro schema can encode, as for Avro input.
+
+With ``writer_schemas`` given, the messages that are not Arrow IPC may also be
+Confluent-framed Avro or JSON, one record each (``corridor.core.codec.dialects``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ import pyarrow.compute as pc
 
 from corridor.core.codec import Decoded, decode_avro, to_ipc
 from corridor.core.codec.arrow_batches import looks_like_ipc, read_arrow
+from corridor.core.codec.dialects import assemble, decode_records
 from corridor.core.model import Lineage, RawMessage
 from corridor.core.schema import AvroSchema, SchemaStore
 
@@ -46,14 +49,20 @@ class Inputs:
 
 
 def decode_inputs(messages: Sequence[RawMessage], store: SchemaStore, schema: AvroSchema,
-                  skip: frozenset[int] = frozenset()) -> Inputs:
+                  skip: frozenset[int] = frozenset(),
+                  writer_schemas: Mapping[int, AvroSchema] | None = None) -> Inputs:
     """Decode ``messages`` into records (module docstring). Avro-only batches take the
     plain ``decode_avro`` path unchanged. Messages in ``skip`` are not decoded (their
-    unit gets an error the caller replaces); error reasons carry no ``decode:`` prefix."""
+    unit gets an error the caller replaces); error reasons carry no ``decode:`` prefix.
+
+    ``writer_schemas`` None: the messages that are not Arrow IPC are single-object Avro.
+    A mapping (schema id -> writer schema, possibly empty): they may also be Confluent-framed
+    Avro or JSON, told apart per message (``corridor.core.codec.dialects``)."""
     values = [None if i in skip else m.value for i, m in enumerate(messages)] if skip else \
         [m.value for m in messages]
     if not any(looks_like_ipc(v) for v in values):
-        return Inputs(messages, decode_avro(values, store, schema), range(len(messages)))
+        return Inputs(messages, _records(values, store, schema, writer_schemas),
+                      range(len(messages)))
     units: list[RawMessage] = []
     first_unit: list[int] = []
     parts: list[tuple[pa.RecordBatch, list[int]]] = []
@@ -80,25 +89,17 @@ def decode_inputs(messages: Sequence[RawMessage], store: SchemaStore, schema: Av
         if good is not None:
             parts.append((good[0], [first + r for r in good[1]]))
     if avro_values:
-        dec = decode_avro(avro_values, store, schema)
+        dec = _records(avro_values, store, schema, writer_schemas)
         errors += [(avro_units[i], reason) for i, reason in dec.errors]
         parts.append((dec.batch, [avro_units[r] for r in dec.rows]))
-    return Inputs(units, _assemble(parts, errors, schema), first_unit, side)
+    return Inputs(units, assemble(parts, errors, schema), first_unit, side)
 
 
-def _assemble(parts: list[tuple[pa.RecordBatch, list[int]]], errors: list[tuple[int, str]],
-              schema: AvroSchema) -> Decoded:
-    batches = [b for b, _ in parts if b.num_rows]
-    rows = [u for b, us in parts if b.num_rows for u in us]
-    if not batches:
-        return Decoded(pa.RecordBatch.from_pylist([], schema=schema.arrow), [], sorted(errors))
-    table = pa.Table.from_batches(batches, schema=schema.arrow).combine_chunks()
-    batch = table.to_batches()[0] if table.num_rows else batches[0]
-    if any(a > b for a, b in pairwise(rows)):  # Avro and Arrow messages interleaved
-        order = np.argsort(np.asarray(rows), kind="stable")
-        batch = batch.take(pa.array(order))
-        rows = [rows[i] for i in order]
-    return Decoded(batch, rows, sorted(errors))
+def _records(values: Sequence[bytes | None], store: SchemaStore, schema: AvroSchema,
+             writer_schemas: Mapping[int, AvroSchema] | None) -> Decoded:
+    if writer_schemas is None:
+        return decode_avro(values, store, schema)
+    return decode_records(values, store, schema, writer_schemas)
 
 
 def conform(batch: pa.RecordBatch, schema: AvroSchema

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from corridor.core.config.corridors import build_corridors
 from corridor.core.config.datasets import build_datasets
@@ -21,10 +22,11 @@ from corridor.core.config.document import (
     load_document,
     text_value,
 )
-from corridor.core.config.model import Config, KeysConfig, Zone
+from corridor.core.config.model import Config, KeysConfig, SchemaRegistryConfig, Zone
 
 TOP_KEYS = ("zones", "datasets", "corridors")
-ZONE_KEYS = ("bootstrap", "jurisdiction", "keys", "description")
+ZONE_KEYS = ("bootstrap", "jurisdiction", "keys", "schema_registry", "description")
+REGISTRY_KEYS = ("url", "user_env", "password_env")
 LOCAL_KEYS = ("provider", "path")
 VAULT_KEYS = ("provider", "addr", "mount", "transit_key", "token_env")
 
@@ -32,6 +34,7 @@ VAULT_KEYS = ("provider", "addr", "mount", "transit_key", "token_env")
 ZONE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?)$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def load(path: Path) -> Config:
@@ -113,9 +116,10 @@ def _build_zone(name: str, view: MapView, base: Path, problems: Problems) -> Zon
             f"bad jurisdiction '{jurisdiction}' (expected a code such as HK, EU, SG, CN-GD)",
         )
     keys = _build_keys(name, view, base, problems)
+    registry = _build_registry(view, problems) if "schema_registry" in view.data else None
     if len(problems.errors) > before or bootstrap is None or jurisdiction is None or keys is None:
         return None
-    return Zone(name, bootstrap, jurisdiction, keys)
+    return Zone(name, bootstrap, jurisdiction, keys, registry)
 
 
 def _bootstrap_ok(text: str) -> bool:
@@ -184,6 +188,58 @@ def _build_vault(zone: str, keys: MapView, problems: Problems) -> KeysConfig | N
         transit_key=options.get("transit_key") or f"corridor-{zone}",
         token_env=options.get("token_env") or "VAULT_TOKEN",
     )
+
+
+def _build_registry(view: MapView, problems: Problems) -> SchemaRegistryConfig | None:
+    """``schema_registry: {url, user_env?, password_env?}``; the secrets stay in the environment."""
+    reg = as_map(view.data["schema_registry"], view.child("schema_registry"),
+                 view.key_line("schema_registry"),
+                 "schema registry settings {url, user_env, password_env}", problems)
+    if reg is None:
+        return None
+    before = len(problems.errors)
+    reg.check_keys(REGISTRY_KEYS, problems)
+    url = text_value(reg, "url", problems, "the registry's API URL, http(s)://host:port/path")
+    problem = _registry_url_problem(url) if url is not None else None
+    if problem is not None:
+        shown = re.sub(r"//[^/@]*@", "//***@", str(url))  # never echo a password
+        problems.add(reg.value_line("url"), reg.child("url"), f"bad registry URL '{shown}': {problem}")
+    names: dict[str, str | None] = {}
+    for key in ("user_env", "password_env"):
+        if key not in reg.data:
+            names[key] = None
+            continue
+        names[key] = text_value(reg, key, problems, "the name of an environment variable")
+        if names[key] is not None and not ENV_NAME.match(str(names[key])):
+            problems.add(reg.value_line(key), reg.child(key),
+                         f"bad environment variable name '{names[key]}' (letters, digits, '_')")
+    if ("user_env" in reg.data) != ("password_env" in reg.data):
+        given = "user_env" if "user_env" in reg.data else "password_env"
+        problems.add(reg.key_line(given), reg.child(given),
+                     "basic auth needs both user_env and password_env (or neither)")
+    if len(problems.errors) > before or url is None:
+        return None
+    return SchemaRegistryConfig(url.rstrip("/"), names["user_env"], names["password_env"])
+
+
+def _registry_url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "expected http:// or https://"
+    if parts.username is not None or parts.password is not None:
+        return "credentials do not belong in the file: name their variables in user_env/password_env"
+    if not parts.hostname or not HOST.match(parts.hostname if ":" not in parts.hostname
+                                            else f"[{parts.hostname}]"):
+        return "no host"
+    if port == 0:
+        return "port 0"
+    if parts.query or parts.fragment:
+        return "no query or fragment: the URL is the API's base"
+    return None
 
 
 def load_config(path: str | Path) -> Config:

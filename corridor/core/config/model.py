@@ -10,7 +10,8 @@ untransformed.
 Model (all values frozen):
 
 - ``Config(path, zones, datasets, corridors)``
-- ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig)``
+- ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig, schema_registry:
+  SchemaRegistryConfig | None)``
 - ``Dataset(name, schema_path, schema, fields, record_class, validate, key_class)``;
   ``fields`` maps dotted paths to a FieldClass; an unlisted field is
   ``internal``, and a nested field inherits its nearest listed ancestor's class
@@ -113,13 +114,31 @@ class KeysConfig:
 
 
 @dataclass(frozen=True)
+class SchemaRegistryConfig:
+    """A zone's schema registry, spoken to through the Confluent-compatible REST API.
+
+    ``url`` is that API's base (``http://127.0.0.1:19081/apis/ccompat/v7``), without
+    credentials. With basic auth, the user and password are read from the environment
+    variables named ``user_env`` and ``password_env`` (both or neither), never from the file.
+    Not part of the policy hash: where schemas are looked up does not change what crosses.
+    """
+
+    url: str
+    user_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
 class Zone:
-    """One Kafka cluster under one jurisdiction. ``bootstrap`` is 'host:port[,host:port...]'."""
+    """One Kafka cluster under one jurisdiction. ``bootstrap`` is 'host:port[,host:port...]'.
+    ``schema_registry``: where the zone's parks register the schemas of Confluent-framed
+    records (None: the zone has none)."""
 
     name: str
     bootstrap: str
     jurisdiction: str
     keys: KeysConfig
+    schema_registry: SchemaRegistryConfig | None = None
 
 
 @dataclass(frozen=True)
