@@ -22,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
               help="Records in the workload (default: $BENCH_RECORDS or 1,000,000).")
 @click.option("--systems", default=None,
               help="Comma-separated subset: mirrormaker2,handwritten,corridor-avro,"
-                   "corridor-arrow,corridor-avro-2x (default: all).")
+                   "corridor-arrow,corridor-avro-2x, corridor-avro-metrics (default: all but the "
+                   "last, which measures the metrics' cost).")
 @click.option("--batch", type=click.IntRange(1), default=None,
               help="Corridor batch.max_records (default: corridor's default).")
 @click.option("--latency-s", default=10.0, show_default=True, help="Measured paced seconds.")
@@ -39,11 +40,11 @@ def bench(records: int | None, systems: str | None, batch: int | None, latency_s
     """
     from corridor.core.config import BatchSettings
     from corridor.dev.bench import report
-    from corridor.dev.bench.suite import SYSTEMS, Bench, sample_values
+    from corridor.dev.bench.suite import DEFAULT_SYSTEMS, SYSTEMS, Bench, sample_values
     from corridor.dev.bench.workload import drop, make_env, produce, provision
 
     n = records or int(os.environ.get("BENCH_RECORDS", "1000000"))
-    chosen = tuple(s.strip() for s in systems.split(",")) if systems else SYSTEMS
+    chosen = tuple(s.strip() for s in systems.split(",")) if systems else DEFAULT_SYSTEMS
     unknown = [s for s in chosen if s not in SYSTEMS]
     if unknown:
         raise click.BadParameter(f"unknown system {unknown[0]!r}", param_hint="--systems")

@@ -29,9 +29,14 @@ from corridor.core.errors import CorridorError
               help="Start a new data key epoch every N source records (per instance).")
 @click.option("--rotate-every-minutes", type=click.FloatRange(min=0, min_open=True),
               default=None, metavar="T", help="Start a new data key epoch every T minutes.")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              envvar="CORRIDOR_METRICS_PORT", show_envvar=True,
+              help="Serve Prometheus /metrics, /healthz and /readyz on this port (0: off).")
+@click.option("--metrics-host", default="0.0.0.0", show_default=True,
+              help="Address the metrics port listens on.")
 def run(config_path: str, names: tuple[str, ...], instance: str | None,
         until_caught_up: bool, idle_ms: int, rotate_every_records: int | None,
-        rotate_every_minutes: float | None) -> None:
+        rotate_every_minutes: float | None, metrics_port: int, metrics_host: str) -> None:
     """Run corridors: consume the origin, apply the policy, deliver exactly once.
 
     Each corridor reads its source topics in its origin zone as consumer group
@@ -46,6 +51,10 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     the file), and whenever `corridor keys rotate` asks.
     While the destination's key provider (KMS) is unreachable such a corridor
     pauses (logged once: kms_unavailable) and resumes when it answers.
+
+    With --metrics-port, /metrics (Prometheus), /healthz (the loop turned within
+    two minutes) and /readyz (partitions assigned, data key published, KMS
+    reachable) answer on that port, 200 or 503.
     """
     from corridor.core.config.rotation import schedule_from_flags
     from corridor.processor.wiring import caught_up, start_runners
@@ -60,8 +69,16 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
     _install_signals(stop)
     logger = corridor_log.get_logger("corridor.run")
     schedule = schedule_from_flags(rotate_every_records, rotate_every_minutes)
+    metrics, health, server = None, {}, None
+    if metrics_port:
+        from corridor.processor.metrics import CorridorMetrics, serve
+
+        metrics = CorridorMetrics()
+        server = serve(metrics, health, metrics_port, metrics_host)
+        logger.info("metrics_serving", port=metrics_port, host=metrics_host,
+                    paths=["/metrics", "/healthz", "/readyz"])
     runners, threads, failures = start_runners(config, chosen, instance or str(os.getpid()),
-                                               stop, logger, schedule)
+                                               stop, logger, schedule, metrics, health)
     try:
         while any(t.is_alive() for t in threads):
             if until_caught_up and not stop.is_set() and caught_up(runners, idle_ms):
@@ -73,6 +90,9 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
         stop.set()
         for t in threads:
             t.join()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     if failures:
         raise CorridorError(f"corridor {failures[0][0]} failed: {failures[0][1]}")
 

@@ -153,13 +153,17 @@ class Source:
         """
         if not tracked:
             return -1
+        return sum(self.lags(tracked).values())
+
+    def lags(self, tracked: Mapping[Partition, int]) -> dict[Partition, int]:
+        """``lag`` per partition."""
         fetched = self.position(list(tracked))
-        total = 0
+        out = {}
         for (topic, partition), position in list(tracked.items()):
             position = max(position, fetched.get((topic, partition), -1))
             _, high = self.watermarks(topic, partition, timeout_s=10)
-            total += max(0, high - position)
-        return total
+            out[(topic, partition)] = max(0, high - position)
+        return out
 
     def close(self) -> None:
         """Leave the group. Closing twice is not an error."""

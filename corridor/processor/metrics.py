@@ -56,6 +56,9 @@ disable_created_metrics()
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                    120.0, 300.0, 600.0)
 MAX_REASON = 32
+# /healthz fails when the loop has not turned for this long. Above every wait inside one
+# turn that does not report itself (a KMS outage does: it turns the loop while it waits).
+LOOP_BOUND_S = 120.0
 
 
 def reason_kind(reason: str) -> str:
@@ -252,6 +255,75 @@ def metric_names(metrics: CorridorMetrics) -> set[str]:
 def reasons_of(records: Iterable[Any]) -> list[str]:
     """The ``reason`` of each side record (withheld or quarantined)."""
     return [r.reason for r in records]
+
+
+class RunObserver:
+    """What one runner tells its metrics and health. Without metrics it only keeps Health
+    (cheap); every method is safe to call from the runner's thread."""
+
+    def __init__(self, corridor: str, destination: str, metrics: CorridorMetrics | None = None,
+                 health: Health | None = None) -> None:
+        self.corridor, self.destination = corridor, destination
+        self.metrics = metrics
+        self.health = health or Health(loop_bound_s=LOOP_BOUND_S)
+
+    def started(self, policy: str, origin: str, encrypts: bool) -> None:
+        self.health.key_ready = not encrypts
+        if self.metrics is not None:
+            self.metrics.corridor(self.corridor, policy, origin, self.destination, encrypts)
+
+    def turned(self, partitions: int | None = None) -> None:
+        self.health.turned()
+        if partitions is not None:
+            self.health.partitions = partitions
+
+    def committed(self, topic: str, partition: int, result: Any,
+                  raws: Sequence[Any]) -> None:
+        """A chunk's transaction committed: count its outcomes, bytes and latencies."""
+        if self.metrics is None:
+            return
+        stamps_by_offset = {r.lineage.offset: r.timestamp_ms for r in raws}
+        stamps: list[int | None] = []
+        bytes_out = 0
+        for d in result.delivered:
+            bytes_out += len(d.value or b"")
+            if d.offsets:
+                stamps.extend(stamps_by_offset.get(o) for o in d.offsets)
+            else:
+                stamps.append(d.timestamp)
+        counts = result.counts()
+        self.metrics.committed(
+            self.corridor, topic, partition, counts["delivered"],
+            reasons_of(result.withheld), reasons_of(result.quarantined),
+            sum(len(r.value or b"") for r in raws), bytes_out, stamps)
+
+    def aborted(self) -> None:
+        if self.metrics is not None:
+            self.metrics.aborted(self.corridor)
+
+    def fenced(self) -> None:
+        if self.metrics is not None:
+            self.metrics.fenced_producer(self.corridor)
+
+    def lags(self, lags: dict[tuple[str, int], int]) -> None:
+        if self.metrics is not None:
+            self.metrics.lag_of(self.corridor, lags)
+
+    def key(self, epoch: int, ready: bool) -> None:
+        self.health.key_ready = ready
+        if self.metrics is not None:
+            self.metrics.key_epoch(self.corridor, epoch)
+
+    def event(self, name: str, fields: dict[str, Any]) -> None:
+        """The runner's state changes (``_notify``): KMS and registry reachability."""
+        if name in ("kms_unavailable", "kms_available"):
+            up = name == "kms_available"
+            self.health.kms_up = up
+            if self.metrics is not None:
+                self.metrics.kms_reachable(self.corridor, self.destination, up)
+        elif name in ("registry_unavailable", "registry_available") and self.metrics is not None:
+            self.metrics.registry_reachable(self.corridor, str(fields.get("zone", "")),
+                                            name == "registry_available")
 
 
 class _Handler(BaseHTTPRequestHandler):

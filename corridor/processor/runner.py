@@ -59,6 +59,7 @@ from corridor.kafka.source import BEGINNING, SESSION_TIMEOUT_MS, Partition, Sour
 from corridor.keys.provider import KekProvider
 from corridor.processor import retry
 from corridor.processor.keys import KeyPublisher
+from corridor.processor.metrics import RunObserver
 from corridor.processor.rebalance import Assignment, MakeSink, Topology
 from corridor.processor.stats import Stats
 from corridor.zones.credentials import Principal
@@ -120,7 +121,8 @@ class CorridorRunner:
                  make_sink: MakeSink | None = None, side: SideOutput | None = None,
                  reader: OffsetReader | None = None, topology: Topology | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 wall_ms: Callable[[], int] = _wall_ms) -> None:
+                 wall_ms: Callable[[], int] = _wall_ms,
+                 observer: RunObserver | None = None) -> None:
         self.plan = plan
         self.corridor = plan.corridor
         self.origin = endpoints[self.corridor.origin]
@@ -129,6 +131,8 @@ class CorridorRunner:
         self.log = log.bind(corridor=self.corridor.name, instance=instance)
         self.clock, self.wall_ms = clock, wall_ms
         self.stats = Stats()
+        # Metrics and health (a no-op observer keeps only the health values).
+        self.observer = observer or RunObserver(self.corridor.name, self.corridor.destination)
         self.published: set[bytes] = set()
         self._state: dict[str, str] = {}
         self._stop = threading.Event()
@@ -139,7 +143,8 @@ class CorridorRunner:
             self.keys = KeyPublisher(
                 self.corridor.name, self.corridor.destination, data_keys, kek_provider,
                 rotation or RotationSchedule(), self._notify, self.log,
-                lambda: ControlListener(self.destination, principal, self.corridor.name))
+                lambda: ControlListener(self.destination, principal, self.corridor.name),
+                wait=self._wait_turning)
         self.reader = reader or OffsetReader(self.destination, principal, self.corridor.name)
         self.offset_partitions = self.reader.partitions()
         self.outbox = Outbox.for_plan(plan, self.offset_partitions)
@@ -169,12 +174,18 @@ class CorridorRunner:
         return TransactionalSink(self.destination, self.principal, transactional_id,
                                  self._notify)
 
+    def _wait_turning(self, stop: threading.Event, seconds: float) -> bool:
+        """Wait inside a turn (the KMS outage loop) while telling health the loop is alive."""
+        self.observer.turned()
+        return stop.wait(seconds)
+
     def _notify(self, event: str, fields: dict[str, Any]) -> None:
         """Log a state change once: repeated identical states are not logged again."""
         key = fields.get("step", "")
         if self._state.get(key) == event:
             return
         self._state[key] = event
+        self.observer.event(event, fields)
         level = "warning" if "unavailable" in event else "info"
         getattr(self.log, level)(event, **fields)
 
@@ -186,7 +197,11 @@ class CorridorRunner:
     def _lag(self) -> int:
         """``lag(self)``, or -1 (unknown: never "caught up") while the origin cannot say."""
         try:
-            return lag(self)
+            if not self.positions:
+                return -1
+            lags = self.source.lags(self.positions)
+            self.observer.lags(lags)
+            return sum(lags.values())
         except KafkaUnavailable as exc:
             self._notify("origin_unavailable", {"step": "lag", "error": str(exc)})
             return -1
@@ -198,8 +213,11 @@ class CorridorRunner:
                       destination=self.destination.bootstrap, policy=self.corridor.policy_id)
         batch = self.corridor.batch
         self._stop = stop
+        self.observer.started(self.corridor.policy_id, self.corridor.origin,
+                              self.keys is not None)
         try:
             while not stop.is_set():
+                self.observer.turned(len(self.positions))
                 if not self._keys_ready():
                     break
                 groups, empty = self.source.consume(batch.max_records, batch.max_wait_ms / 1000)
@@ -247,6 +265,7 @@ class CorridorRunner:
             return False
         if self.plan.cipher is not self.keys.cipher:
             self.plan = self.plan.with_cipher(self.keys.cipher)
+        self.observer.key(self.keys.cipher.key.epoch, ready=True)
         return True
 
     def _prepare(self, tp: Partition, raws: list[RawMessage]) -> Prepared:
@@ -288,6 +307,7 @@ class CorridorRunner:
         if isinstance(error, BatchAborted):
             # Step 4a: nothing of the batch is visible; process it again.
             self.stats.aborted += 1
+            self.observer.aborted()
             self.log.warning("batch_aborted", topic=topic, partition=partition, first=first,
                              reason=str(error))
             self.source.seek(topic, partition, first)
@@ -298,6 +318,7 @@ class CorridorRunner:
                              reason=str(error),
                              action=f"partition paused for {FENCE_GRACE_S:.0f}s")
             self.assignment.fence(p.tp, self.clock())
+            self.observer.fenced()
             return False
         self.published.update(s.fingerprint for s in p.result.egress_schemas_used)
         self.positions[p.tp] = p.raws[-1].lineage.offset + 1
@@ -305,6 +326,7 @@ class CorridorRunner:
             self.keys.committed(p.keys)
         # Records: an Arrow message holds many.
         self.stats.count(p.result.counts(), p.result.inputs, self.clock())
+        self.observer.committed(topic, partition, p.result, p.raws)
         return True
 
     def _resume_fenced(self) -> None:

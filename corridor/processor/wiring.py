@@ -19,6 +19,7 @@ from corridor.core.errors import CorridorError, KafkaUnavailable
 from corridor.core.plan import build_plan
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
+from corridor.processor.metrics import CorridorMetrics, Health, RunObserver
 from corridor.processor.resolve import (
     credentials,
     endpoints_for,
@@ -47,10 +48,14 @@ def pseudonymizes(config: Config, corridor_name: str) -> bool:
 
 
 def make_runner(config: Config, name: str, instance: str, logger: Any,
-                schedule: RotationSchedule | None = None) -> CorridorRunner:
+                schedule: RotationSchedule | None = None,
+                metrics: CorridorMetrics | None = None,
+                health: dict[str, Health] | None = None) -> CorridorRunner:
     """One corridor's runner. Its first data key is drawn here (epoch one past the highest
     published for the corridor) and wrapped when the runner starts (see processor.keys).
-    ``schedule`` (the run flags) overrides the corridor's ``rotate`` from the file."""
+    ``schedule`` (the run flags) overrides the corridor's ``rotate`` from the file;
+    ``metrics`` and ``health`` (corridor name -> Health, filled here) feed /metrics,
+    /healthz and /readyz."""
     corridor = config.corridors[name]
     # The ring rotates only when the publisher asks (processor.keys applies the schedule).
     ring = DataKeyRing() if encrypts(config, name) else None
@@ -62,8 +67,12 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
                                                logger))
     secret = pseudonym_secret(config, name) if pseudonymizes(config, name) else None
     plan = build_plan(config, name, ring, secret)
+    observer = RunObserver(name, corridor.destination, metrics)
+    if health is not None:
+        health[name] = observer.health
     return CorridorRunner(config, plan, endpoints, principal, logger, instance, data_keys=ring,
-                          kek_provider=provider, rotation=rotation_for(corridor, schedule))
+                          kek_provider=provider, rotation=rotation_for(corridor, schedule),
+                          observer=observer)
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:
@@ -94,12 +103,15 @@ def runner_principal(name: str, logger: Any) -> Principal:
 
 def start_runners(config: Config, names: list[str], instance: str, stop: threading.Event,
                   logger: Any, schedule: RotationSchedule | None = None,
+                  metrics: CorridorMetrics | None = None,
+                  health: dict[str, Health] | None = None,
                   ) -> tuple[list[CorridorRunner], list[threading.Thread], list[tuple[str, str]]]:
     """Build one runner per corridor (failing fast on bad keys or config), each in a thread.
 
     ``schedule`` rotates every corridor's data key every N records / T seconds; None: each
     corridor's ``rotate`` from the file (or no scheduled rotation)."""
-    runners = [make_runner(config, name, instance, logger, schedule=schedule) for name in names]
+    runners = [make_runner(config, name, instance, logger, schedule=schedule, metrics=metrics,
+                           health=health) for name in names]
     failures: list[tuple[str, str]] = []
     threads = []
     for runner in runners:

@@ -96,3 +96,41 @@ def test_every_dashboard_query_names_a_metric_the_exposition_has() -> None:
         metrics = set(re.findall(r"\bcorridor_[a-z_]+\b", expr))
         assert metrics, expr
         assert metrics <= names, (expr, metrics - names)
+
+
+def test_health_endpoints_answer_200_or_503_with_the_reason() -> None:
+    import urllib.error
+    import urllib.request
+
+    from corridor.processor.metrics import Health, serve
+
+    now = [100.0]
+    health = Health(loop_bound_s=30, clock=lambda: now[0])
+    server = serve(_metrics(), {"hk-eu": health}, 0, "127.0.0.1")
+    port = server.server_address[1]
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    try:
+        assert get("/healthz")[0] == 503  # never turned
+        health.turned()
+        assert get("/healthz") == (200, "hk-eu: ok: loop turned 0.0s ago\n")
+        now[0] += 31
+        status, text = get("/healthz")
+        assert status == 503 and "has not turned for 31.0s" in text
+        assert get("/readyz") == (503, "hk-eu: failing: no partitions assigned\n")
+        health.partitions, health.kms_up = 3, False
+        assert get("/readyz") == (503, "hk-eu: failing: KMS unreachable\n")
+        health.kms_up = True
+        assert get("/readyz")[0] == 200
+        status, body = get("/metrics")
+        assert status == 200 and "corridor_records_total" in body
+        assert get("/nope")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()

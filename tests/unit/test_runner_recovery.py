@@ -143,7 +143,10 @@ class FakeSource:
         return 0, len(self.world.log)
 
     def lag(self, tracked: dict[Partition, int]) -> int:
-        return sum(len(self.world.log) - at for at in tracked.values()) if tracked else -1
+        return sum(self.lags(tracked).values()) if tracked else -1
+
+    def lags(self, tracked: dict[Partition, int]) -> dict[Partition, int]:
+        return {tp: len(self.world.log) - at for tp, at in tracked.items()}
 
     def close(self) -> None:
         self.world.calls.append(("close source",))

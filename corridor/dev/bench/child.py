@@ -55,15 +55,19 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def run_corridor(config_path: str, name: str, instance: str) -> None:
+def run_corridor(config_path: str, name: str, instance: str, metrics: str = "") -> None:
+    """``metrics="metrics"``: with Prometheus metrics collected (no HTTP server: the cost
+    measured is the processor's)."""
     from corridor import log
+    from corridor.processor.metrics import CorridorMetrics
     from corridor.processor.wiring import start_runners
 
     log.configure("warning")
     config = load_config(config_path)
     stop = _stop_event()
-    runners, threads, failures = start_runners(config, [name], instance, stop,
-                                               log.get_logger("bench"))
+    runners, threads, failures = start_runners(
+        config, [name], instance, stop, log.get_logger("bench"),
+        metrics=CorridorMetrics() if metrics == "metrics" else None)
     stats = runners[0].stats
     while any(t.is_alive() for t in threads):
         _report(stats.consumed, stats.consumed, stats.first_batch, stats.last_delivery)

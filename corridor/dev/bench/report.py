@@ -13,7 +13,8 @@ from typing import Any
 
 LABELS = {"mirrormaker2": "MirrorMaker 2", "handwritten": "hand-written loop",
           "corridor-avro": "corridor avro", "corridor-arrow": "corridor arrow",
-          "corridor-avro-2x": "corridor avro, 2 instances"}
+          "corridor-avro-2x": "corridor avro, 2 instances",
+          "corridor-avro-metrics": "corridor avro, metrics on"}
 
 
 def machine() -> dict[str, Any]:
@@ -43,6 +44,9 @@ def ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float]:
         for k in ("corridor-avro", "corridor-arrow", "corridor-avro-2x"):
             if k in rate:
                 out[f"{k} / mirrormaker2"] = round(rate[k] / rate["mirrormaker2"], 2)
+    if "corridor-avro-metrics" in rate and "corridor-avro" in rate:
+        out["corridor-avro-metrics / corridor-avro"] = round(
+            rate["corridor-avro-metrics"] / rate["corridor-avro"], 2)
     if "handwritten" in rate and "corridor-avro" in rate:
         out["corridor-avro / handwritten"] = round(rate["corridor-avro"] / rate["handwritten"], 2)
     return out

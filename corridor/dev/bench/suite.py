@@ -38,7 +38,9 @@ from corridor.kafka.clients import Endpoint, client_config
 from corridor.zones.credentials import Principal
 
 REPO = Path(__file__).resolve().parents[3]
-SYSTEMS = ("mirrormaker2", "handwritten", "corridor-avro", "corridor-arrow", "corridor-avro-2x")
+SYSTEMS = ("mirrormaker2", "handwritten", "corridor-avro", "corridor-arrow", "corridor-avro-2x",
+           "corridor-avro-metrics")
+DEFAULT_SYSTEMS = SYSTEMS[:5]  # corridor-avro-metrics: on request (the metrics' cost)
 Tick = Callable[[str, int, int], None]  # (system, done, total)
 
 
@@ -249,7 +251,8 @@ class Bench:
         return self._result(window, lat, rss)
 
     def _start(self, system: str, name: str, instances: int, phase: str) -> list[Child]:
-        return [_spawn(["corridor", str(self.env.config.path), name, f"i{i}"],
+        extra = ["metrics"] if system.endswith("-metrics") else []
+        return [_spawn(["corridor", str(self.env.config.path), name, f"i{i}", *extra],
                        self.logs / f"{system}-{phase}-{i}.log") for i in range(instances)]
 
     def _corridor_window(self, system: str, name: str, instances: int) -> tuple[Window, float]:
@@ -261,7 +264,7 @@ class Bench:
             for c in children:
                 _stop(c.proc)
 
-    def run(self, only: tuple[str, ...] = SYSTEMS) -> dict[str, dict[str, Any]]:
+    def run(self, only: tuple[str, ...] = DEFAULT_SYSTEMS) -> dict[str, dict[str, Any]]:
         results: dict[str, dict[str, Any]] = {}
         for system in only:
             if system == "mirrormaker2":

@@ -126,7 +126,8 @@ def make_env(folder: Path, origin: Endpoint, destination: Endpoint, batch: int) 
     keys.mkdir(mode=0o700, exist_ok=True)  # key providers refuse a folder others can read
     avro_zone, arrow_zone = f"b{tag}", f"a{tag}"
     systems = {"corridor-avro": ("avro", avro_zone), "corridor-arrow": ("arrow", arrow_zone),
-               "corridor-avro-2x": ("avro", avro_zone)}
+               "corridor-avro-2x": ("avro", avro_zone),
+               "corridor-avro-metrics": ("avro", avro_zone)}
     latency = {system: (fmt, f"l{i}{tag}") for i, (system, (fmt, _)) in enumerate(systems.items())}
     origins = [avro_zone, arrow_zone, *(z for _, z in latency.values())]
     zones = [ZONE.format(name=z, bootstrap=origin.bootstrap, j="HK", keys=keys) for z in origins]
