@@ -20,7 +20,8 @@ records in (``inputs``), and every input lineage appears exactly once.
 
 Output per format:
 
-- avro: one Delivery per record: single-object Avro under the egress schema,
+- avro: one Delivery per record: single-object Avro under the egress schema (with
+  ``wire: confluent``: ``00`` + ``DatasetPlan.egress_id`` + the same body instead),
   the source key under the key policy (``corridor.core.policy.key``), the source
   record's timestamp, the plan's constant headers + ``corridor-lineage`` + the
   park headers the corridor allows.
@@ -51,6 +52,7 @@ from corridor.core.codec import encode_avro, to_ipc
 from corridor.core.codec.arrow_batches import looks_like_ipc, row_slices
 from corridor.core.codec.arrow_input import Inputs, decode_inputs
 from corridor.core.config import WireFormat
+from corridor.core.errors import PlanError
 from corridor.core.model import Lineage, Outcome, RawMessage
 from corridor.core.plan import CorridorPlan, DatasetPlan
 from corridor.core.policy import (
@@ -74,6 +76,7 @@ from corridor.core.wire import (
     SEALED_PREFIX,
     TIMESTAMP_COLUMN,
     batch_key,
+    confluent_header,
     lineage_text,
 )
 
@@ -256,7 +259,7 @@ def _avro(
         return []
     ctx = _context(plan, dp)
     out = apply_transforms(batch, dp.transforms, ctx).batch
-    values = encode_avro(out, dp.egress)
+    values = encode_avro(out, dp.egress, _header(plan, dp))
     keys = outgoing_keys([messages[i].key for i in positions], dp.key, ctx)
     constant = list(dp.headers)
     allowed = plan.allowed_headers
@@ -270,6 +273,16 @@ def _avro(
             headers += allowed_headers(m.headers, allowed)
         deliveries.append(Delivery(value, key, headers, lin, (), (), m.timestamp_ms))
     return deliveries
+
+
+def _header(plan: CorridorPlan, dp: DatasetPlan) -> bytes | None:
+    """The Confluent header of ``wire: confluent`` (None: single-object)."""
+    if not plan.confluent:
+        return None
+    if dp.egress_id is None:
+        raise PlanError(plan.name, f"wire: confluent but the egress schema of {dp.dataset} "
+                                   "has no registry id (register it first: with_egress_ids)")
+    return confluent_header(dp.egress_id)
 
 
 def _arrow(

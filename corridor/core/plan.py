@@ -25,6 +25,8 @@ Choices a caller must know:
   (pseudonymize unless the corridor says otherwise); pseudonymizing it needs the
   pseudonym secret and encrypting it a cipher, like a field. Park headers cross
   only when ``allowed_headers`` names them.
+- ``wire: confluent``: ``DatasetPlan.egress_id`` is the egress schema's id in the
+  destination's registry, set by the processor (``plan.with_egress_ids``) once registered.
 - On key rotation, ``plan.with_cipher(new)`` gives the next epoch's plan (new
   ``corridor-key`` header); nothing else changes.
 """
@@ -50,6 +52,7 @@ from corridor.core.config import (
     WireFormat,
 )
 from corridor.core.config.datasets import field_paths
+from corridor.core.config.model import OutputWire
 from corridor.core.crypto import DataKeyRing, FieldCipher, SecretBytes
 from corridor.core.errors import PlanError
 from corridor.core.rules import Rule
@@ -78,6 +81,9 @@ class DatasetPlan:
     headers: Headers  # constant residency headers; the pipeline adds corridor-lineage
     key: KeyTreatment = KeyTreatment.PSEUDONYMIZE  # what happens to the record key
     key_class: FieldClass = FieldClass.PERSONAL
+    # ``wire: confluent``: the egress schema's id in the destination zone's schema registry
+    # (None until the processor registered it; the pipeline refuses to frame without it).
+    egress_id: int | None = None
 
     @property
     def encrypts(self) -> bool:
@@ -126,6 +132,18 @@ class CorridorPlan:
             if plan.source_topic == topic:
                 return plan
         raise PlanError(self.name, f"topic {topic} is not a source of this corridor")
+
+    @property
+    def confluent(self) -> bool:
+        """Records are Confluent-framed (``wire: confluent``; avro format only)."""
+        return self.corridor.wire is OutputWire.CONFLUENT and self.format is WireFormat.AVRO
+
+    def with_egress_ids(self, ids: Mapping[str, int]) -> CorridorPlan:
+        """The same plan with the registered egress schema ids (dataset -> id) of ``wire:
+        confluent``; datasets not in ``ids`` keep theirs."""
+        datasets = {name: replace(d, egress_id=ids.get(name, d.egress_id))
+                    for name, d in self.datasets.items()}
+        return replace(self, datasets=MappingProxyType(datasets))
 
     def with_cipher(self, cipher: FieldCipher) -> CorridorPlan:
         """The same plan for a new key epoch (the ``corridor-key`` header changes)."""

@@ -86,9 +86,20 @@ CONFLUENT_MAGIC = b"\x00"
 CONFLUENT_HEADER_LEN = 5  # magic (1) + schema id (4)
 
 
+def confluent_header(schema_id: int) -> bytes:
+    """The 5 bytes in front of an Avro binary datum written with schema ``schema_id``."""
+    return CONFLUENT_MAGIC + schema_id.to_bytes(4, "big", signed=True)
+
+
 def confluent_frame(schema_id: int, body: bytes) -> bytes:
     """The Confluent framing of an Avro binary datum written with schema ``schema_id``."""
-    return CONFLUENT_MAGIC + schema_id.to_bytes(4, "big", signed=True) + body
+    return confluent_header(schema_id) + body
+
+
+def registry_subject(topic: str) -> str:
+    """The subject a topic's value schemas are registered under (Confluent's default
+    ``TopicNameStrategy``): ``<topic>-value``."""
+    return f"{topic}-value"
 
 
 def confluent_header_problem(value: bytes | None) -> str | None:

@@ -21,6 +21,7 @@ from corridor.core.model import Lineage
 from corridor.core.verify import Gap, VerifyReport, verify
 from corridor.core.wire import (
     AVRO_MAGIC,
+    CONFLUENT_MAGIC,
     LINEAGE,
     LINEAGE_OFFSET,
     LINEAGE_ROW,
@@ -56,8 +57,8 @@ class VerifyInput:
 
 def _delivered_lineages(value: bytes | None, header: str | None) -> list[str]:
     """Lineages one corridor message carries: its header (avro), or one per row (arrow)."""
-    if value is not None and value[:2] == AVRO_MAGIC:
-        return [header] if header else []
+    if value is not None and (value[:2] == AVRO_MAGIC or value[:1] == CONFLUENT_MAGIC):
+        return [header] if header else []  # one Avro record (either framing): its header
     if header is None or value is None:
         return []
     source = lineage_source(header)

@@ -8,6 +8,8 @@ are there, and where its keys live. Every command, the processor and the SDK use
   ``.zones/credentials.json`` (made at first start, 0600).
 - Key providers and pseudonym secrets: the zone's ``keys:`` entry (Vault token from the
   environment variable it names, never the file).
+- Schema registries: the zone's ``schema_registry:`` entry (user and password from the
+  environment variables it names, never the file).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from corridor.core.crypto import SecretBytes
 from corridor.core.errors import ConfigError, CryptoError
 from corridor.kafka.clients import Endpoint
 from corridor.keys.local import LocalKekProvider
+from corridor.registry import SchemaRegistry, connect
 from corridor.zones import local
 from corridor.zones.credentials import Credentials, Principal, load_or_create_credentials
 
@@ -73,6 +76,24 @@ def kek_provider(config: Config, zone: str) -> Any:
         name = keys.transit_key or f"corridor-{zone}"
         return VaultTransit(keys.addr or "", token, mount=keys.mount, key_name=lambda _z: name)
     return LocalKekProvider(_keys_dir(config, keys))
+
+
+def schema_registry(config: Config, zone: str) -> SchemaRegistry | None:
+    """The schema registry of ``zone`` as its ``schema_registry:`` entry says (None: the zone
+    has none). Raises ConfigError when a credential variable it names is not set."""
+    entry = config.zones[zone].schema_registry
+    if entry is None:
+        return None
+    user = password = None
+    if entry.user_env is not None and entry.password_env is not None:
+        user, password = os.environ.get(entry.user_env), os.environ.get(entry.password_env)
+        missing = [n for n, v in ((entry.user_env, user), (entry.password_env, password))
+                   if not v]
+        if missing:
+            raise ConfigError(str(config.path), None, f"zones.{zone}.schema_registry",
+                              f"environment variable {missing[0]} (the registry's "
+                              "credentials) is not set")
+    return connect(entry.url, user, password)
 
 
 def _keys_dir(config: Config, keys: KeysConfig) -> Path:

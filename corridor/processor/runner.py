@@ -7,8 +7,10 @@ correctness argument; each source partition has its own transaction):
   Step 0. Keys (``processor.keys``): rotate when due or asked; the current
           data key must be wrapped by the destination's key provider first
           (while it is unreachable the corridor pauses; nothing crosses).
-  Step 1. Run the pure pipeline: decode, classify, withhold, transform, tag,
-          encode. Nothing has left the process yet.
+  Step 1. Writer schemas of the chunk's Confluent-framed records from the ORIGIN
+          zone's registry (fetched once per id; while the registry does not answer the
+          chunk waits, never quarantined). Then the pure pipeline: decode, classify,
+          withhold, transform, tag, encode. Nothing has left the process yet.
   Step 2. Write withheld, quarantined and audit records of every partition of
           the round to the origin and wait until every one is acknowledged. They are keyed by lineage on
           compacted topics, so a replay rewrites the same keys.
@@ -24,6 +26,10 @@ correctness argument; each source partition has its own transaction):
           group takes the partition away meanwhile and it writes nothing more.
           If it still owns the partition then, build a new producer (which
           fences any zombie), re-read the stored offset, seek, resume.
+
+With ``wire: confluent`` the egress schemas are registered in the DESTINATION zone's
+registry under ``<corridor topic>-value`` when the runner starts, before any record
+that names their ids (waiting while the registry does not answer).
 
 On assignment of a source partition the runner creates the partition's
 transactional producer first (``init_transactions`` fences the previous owner
@@ -44,6 +50,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from corridor.core import pipeline
 from corridor.core.acl import consumer_group
+from corridor.core.codec.dialects import confluent_ids
 from corridor.core.config import Config
 from corridor.core.config.rotation import RotationSchedule
 from corridor.core.crypto import DataKeyRing
@@ -51,6 +58,8 @@ from corridor.core.errors import CorridorError, KafkaUnavailable
 from corridor.core.model import OutMessage, RawMessage
 from corridor.core.outbox import Outbox
 from corridor.core.plan import CorridorPlan
+from corridor.core.schema import AvroSchema
+from corridor.core.wire import registry_subject
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import ControlListener
 from corridor.kafka.offsets import OffsetReader
@@ -62,6 +71,8 @@ from corridor.processor.keys import KeyPublisher
 from corridor.processor.metrics import RunObserver
 from corridor.processor.rebalance import Assignment, MakeSink, Topology
 from corridor.processor.stats import Stats
+from corridor.registry import SchemaRegistry
+from corridor.registry.waiting import Stopped, until_available
 from corridor.zones.credentials import Principal
 
 T = TypeVar("T")
@@ -111,7 +122,10 @@ class CorridorRunner:
     origin consumer, a factory of destination producers by transactional id, the
     side output, the stored-offset reader, the clusters' topology; ``clock`` is
     monotonic seconds (fence grace, retries, stats), ``wall_ms`` the record time.
-    ``config`` is accepted for the callers' sake and not used.
+    ``config`` is accepted for the callers' sake and not used. ``registry``: the ORIGIN
+    zone's schema registry (None: it has none; Confluent-framed records are then
+    quarantined as of an unknown schema id, JSON still decodes); ``egress_registry``: the
+    DESTINATION zone's, needed by ``wire: confluent``.
     """
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
@@ -122,8 +136,14 @@ class CorridorRunner:
                  reader: OffsetReader | None = None, topology: Topology | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  wall_ms: Callable[[], int] = _wall_ms,
-                 observer: RunObserver | None = None) -> None:
+                 observer: RunObserver | None = None,
+                 registry: SchemaRegistry | None = None,
+                 egress_registry: SchemaRegistry | None = None) -> None:
         self.plan = plan
+        self.registry, self.egress_registry = registry, egress_registry
+        if plan.confluent and egress_registry is None:
+            raise CorridorError(f"corridor {plan.name}: wire: confluent needs a schema "
+                                f"registry in zone {plan.destination} (schema_registry:)")
         self.corridor = plan.corridor
         self.origin = endpoints[self.corridor.origin]
         self.destination = endpoints[self.corridor.destination]
@@ -216,6 +236,8 @@ class CorridorRunner:
         self.observer.started(self.corridor.policy_id, self.corridor.origin,
                               self.keys is not None)
         try:
+            if not self._egress_registered():
+                return
             while not stop.is_set():
                 self.observer.turned(len(self.positions))
                 if not self._keys_ready():
@@ -247,7 +269,10 @@ class CorridorRunner:
                 # Step 0 before each chunk, so "rotate every N records" holds per chunk.
                 if not self._keys_ready():
                     return  # stopping: nothing more is processed; stored offsets bring it back
-                prepared.append(self._prepare(tp, chunks.pop(0)))
+                ready = self._prepare(tp, chunks.pop(0))
+                if ready is None:
+                    return  # stopping while a registry did not answer: as above
+                prepared.append(ready)
             # Step 2: side output to the origin, acknowledged before any destination commit.
             self.side.write([m for p in prepared for m in p.side])
             # Step 3: the destination transactions.
@@ -256,6 +281,44 @@ class CorridorRunner:
                 if not self._settle(p, error):
                     pending.pop(p.tp)
             pending = {tp: chunks for tp, chunks in pending.items() if chunks}
+
+    def _egress_registered(self) -> bool:
+        """``wire: confluent``: every egress schema registered in the destination's registry
+        (once per runner, so once per egress schema); False when stopping first. A refusal
+        (e.g. 409 incompatible with the subject's earlier versions) is the operator's:
+        it raises."""
+        if not self.plan.confluent or all(d.egress_id is not None
+                                          for d in self.plan.datasets.values()):
+            return True
+        assert self.egress_registry is not None
+        registry, ids = self.egress_registry, {}
+        try:
+            for name, dp in self.plan.datasets.items():
+                subject = registry_subject(dp.destination_topic)
+                ids[name] = until_available(
+                    lambda s=subject, e=dp.egress: registry.register(s, e),
+                    zone=self.corridor.destination, notify=self._notify, stop=self._stop)
+                self.log.info("egress_schema_registered", subject=subject, id=ids[name],
+                              fingerprint=dp.egress.fingerprint.hex())
+        except Stopped:
+            return False
+        self.plan = self.plan.with_egress_ids(ids)
+        return True
+
+    def _writer_schemas(self, raws: list[RawMessage]) -> dict[int, AvroSchema] | None:
+        """Step 1a: the writer schemas of the chunk's Confluent ids ({} without a registry);
+        None when stopping while the origin's registry does not answer."""
+        ids = confluent_ids([r.value for r in raws])
+        if not ids or self.registry is None:
+            return {}
+        registry = self.registry
+        try:
+            found = until_available(lambda: registry.writer_schemas(ids),
+                                    zone=self.corridor.origin, notify=self._notify,
+                                    stop=self._stop)
+        except Stopped:
+            return None
+        return dict(found.found)
 
     def _keys_ready(self) -> bool:
         """Rotate if due and make sure the current key is wrapped; False when stopping first."""
@@ -268,12 +331,16 @@ class CorridorRunner:
         self.observer.key(self.keys.cipher.key.epoch, ready=True)
         return True
 
-    def _prepare(self, tp: Partition, raws: list[RawMessage]) -> Prepared:
-        """Step 1: the pure pipeline; and the messages of steps 2 and 3 for one chunk."""
+    def _prepare(self, tp: Partition, raws: list[RawMessage]) -> Prepared | None:
+        """Step 1: the pure pipeline; and the messages of steps 2 and 3 for one chunk
+        (None: stopping while the origin's registry did not answer)."""
         topic, partition = tp
         dataset_plan = self.plan.dataset_for_topic(topic)
+        writers = self._writer_schemas(raws)
+        if writers is None:
+            return None
         now_ms = self.wall_ms()
-        result = pipeline.process(raws, self.plan, dataset_plan, now_ms)
+        result = pipeline.process(raws, self.plan, dataset_plan, now_ms, writer_schemas=writers)
         if self.keys is not None:
             self.keys.counted(len(raws))  # encrypted under the current key, committed or not
         # The source's partition number when the destination has as many, else murmur2.

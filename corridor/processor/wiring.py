@@ -25,6 +25,7 @@ from corridor.processor.resolve import (
     endpoints_for,
     kek_provider,
     pseudonym_secret,
+    schema_registry,
 )
 from corridor.processor.runner import CorridorRunner
 from corridor.zones.credentials import Principal
@@ -70,9 +71,14 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
     observer = RunObserver(name, corridor.destination, metrics)
     if health is not None:
         health[name] = observer.health
+    # The origin's registry resolves the writer schemas of Confluent-framed input; the
+    # destination's receives the egress schemas of a ``wire: confluent`` corridor.
+    egress_registry = (schema_registry(config, corridor.destination) if plan.confluent
+                       else None)
     return CorridorRunner(config, plan, endpoints, principal, logger, instance, data_keys=ring,
                           kek_provider=provider, rotation=rotation_for(corridor, schedule),
-                          observer=observer)
+                          observer=observer, registry=schema_registry(config, corridor.origin),
+                          egress_registry=egress_registry)
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:

@@ -2,7 +2,8 @@
 
     producer = ParkProducer(config, "hk", "trade.shipment")
     producer.send({...})                      # validated, single-object Avro
-    producer.flush()
+    producer.flush()                          # dialect="confluent" | "json": the others
+
 
     with CorridorConsumer(config, "corridor.hk-eu.trade.shipment", kek_provider=LocalKekProvider()) as c:
         for record in c.records(idle_timeout_s=5):
@@ -14,16 +15,21 @@ batches as one record per row, and, given the destination zone's key
 provider, decrypts encrypted fields with the wrapped data keys of
 ``_corridor.keys`` (a wrong key or an altered value raises a CryptoError;
 without a key provider encrypted fields stay ciphertext bytes, and arrow
-whole-column ciphertexts are left out of the rows).
+whole-column ciphertexts are left out of the rows). Records of a ``wire: confluent``
+corridor (``00`` + schema id) are read with the egress schema of that id in the
+destination zone's schema registry.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -60,7 +66,8 @@ from corridor.core.wire import (
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.io import Follower, PlainProducer, Record, read_to_end
 from corridor.keys.provider import KekProvider
-from corridor.processor.resolve import admin, zone_endpoint
+from corridor.processor.resolve import admin, schema_registry, zone_endpoint
+from corridor.registry import SchemaRegistry
 from corridor.sdk.decrypt import decrypt_rows, encrypted_fields, match_egress, unseal_rows
 from corridor.zones.credentials import Principal
 
@@ -77,29 +84,71 @@ def _key_bytes(key: bytes | str | None) -> bytes | None:
     return key.encode() if isinstance(key, str) else key
 
 
+DIALECTS = ("single-object", "confluent", "json")
+
+
+def _jsonable(value: Any) -> Any:
+    """A record value in the JSON conventions of ``corridor.core.codec.json_decode``: bytes
+    as base64, decimals as strings, timestamps as ISO-8601 UTC, dates as YYYY-MM-DD."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        utc = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        digits = "milliseconds" if utc.microsecond % 1000 == 0 else "microseconds"
+        return utc.isoformat(timespec=digits).replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
 class ParkProducer:
     """Produces one dataset's records into ``<zone>.outbound.<dataset>``.
 
     ``principal`` defaults to the local admin (a park's own principal in production).
+    ``dialect``: ``single-object`` Avro (default); ``confluent``: the dataset schema is
+    registered under ``<topic>-value`` in the zone's schema registry (``schema_registry:``
+    of the zone; RegistryError / RegistryUnavailable raised here) and records are framed
+    ``00`` + its id; ``json``: one UTF-8 JSON object per record (``_jsonable``).
     """
 
     def __init__(self, config: Config | str | Path, zone: str, dataset: str,
-                 principal: Principal | None = None) -> None:
+                 principal: Principal | None = None, dialect: str = "single-object") -> None:
         cfg = _config(config)
         if dataset not in cfg.datasets:
             raise ConfigError(str(cfg.path), None, f"datasets.{dataset}", "no such dataset")
+        if dialect not in DIALECTS:
+            raise ConfigError(str(cfg.path), None, "dialect",
+                              f"unknown dialect {dialect!r} (expected one of {DIALECTS})")
         self.schema: AvroSchema = cfg.datasets[dataset].schema
         self.topic = topics.outbound(zone, dataset)
+        self.dialect, self.schema_id = dialect, None
+        if dialect == "confluent":
+            registry = schema_registry(cfg, zone)
+            if registry is None:
+                raise ConfigError(str(cfg.path), None, f"zones.{zone}.schema_registry",
+                                  "dialect confluent needs the zone's schema registry")
+            self.schema_id = registry.register(wire.registry_subject(self.topic), self.schema)
+            registry.close()
         self._out = PlainProducer(zone_endpoint(cfg, zone), principal or _admin())
 
     def encode(self, record: Mapping[str, Any]) -> bytes:
-        """Single-object Avro of ``record``. Raises SchemaError naming what is wrong."""
+        """``record`` in the producer's dialect. Raises SchemaError naming what is wrong."""
         try:
             validate(dict(record), self.schema.parsed, raise_errors=True)
         except ValidationError as exc:
             raise SchemaError(f"record is not a valid {self.schema.name}: {exc}") from None
+        if self.dialect == "json":
+            return json.dumps(_jsonable(dict(record)), separators=(",", ":")).encode()
         body = io.BytesIO()
         fastavro.schemaless_writer(body, self.schema.parsed, dict(record))
+        if self.schema_id is not None:
+            return wire.confluent_frame(self.schema_id, body.getvalue())
         return frame(self.schema.fingerprint, body.getvalue())
 
     def send(self, record: Mapping[str, Any], key: bytes | str | None = None) -> None:
@@ -243,12 +292,18 @@ class CorridorConsumer:
 
     def __init__(self, source: Config | Endpoint | str | Path, topic: str,
                  kek_provider: KekProvider | None = None, group: str | None = None,
-                 from_beginning: bool = True, principal: Principal | None = None) -> None:
+                 from_beginning: bool = True, principal: Principal | None = None,
+                 registry: SchemaRegistry | None = None) -> None:
+        """``registry``: the destination zone's schema registry, for ``wire: confluent``
+        records (default: the zone's ``schema_registry:`` when ``source`` is a Config)."""
+        self.registry = registry
         if isinstance(source, Endpoint):
             endpoint = source
         else:
             cfg = _config(source)
-            endpoint = zone_endpoint(cfg, _destination(cfg, topic))
+            zone = _destination(cfg, topic)
+            endpoint = zone_endpoint(cfg, zone)
+            self.registry = registry or schema_registry(cfg, zone)
         principal = principal or _admin()
         self.topic, self.kek_provider = topic, kek_provider
         self.catalog = Catalog(endpoint, principal, kek_provider)
@@ -284,7 +339,15 @@ class CorridorConsumer:
         """The records one corridor message carries (one for avro, one per row for arrow)."""
         headers = {k: v.decode("utf-8", errors="replace") for k, v in rec.headers if v is not None}
         if rec.value is not None and rec.value[:2] == wire.AVRO_MAGIC:
-            return [self._avro(rec, headers)]
+            fingerprint, body = unframe(rec.value)
+            return [self._avro(rec, headers, self.catalog.schema(fingerprint), body,
+                               f"egress schema {fingerprint.hex()} is not in {topics.SCHEMAS}")]
+        if rec.value is not None and rec.value[:1] == wire.CONFLUENT_MAGIC:
+            schema_id, body = wire.confluent_unframe(rec.value)
+            if self.registry is None:
+                raise DecodeError(f"schema id {schema_id}: no schema registry to look it up",
+                                  rec.topic, rec.partition, rec.offset)
+            return [self._avro(rec, headers, self.registry.schema(schema_id), body, "")]
         return self._arrow(rec, headers)
 
     def _where(self, headers: Mapping[str, str]) -> tuple[str, str]:
@@ -294,12 +357,10 @@ class CorridorConsumer:
                                        headers.get(wire.DESTINATION, ""), "")
         return corridor, self.topic.removeprefix(prefix)
 
-    def _avro(self, rec: Record, headers: dict[str, str]) -> CorridorRecord:
-        fingerprint, body = unframe(rec.value)
-        schema = self.catalog.schema(fingerprint)
+    def _avro(self, rec: Record, headers: dict[str, str], schema: AvroSchema | None,
+              body: bytes, missing: str) -> CorridorRecord:
         if schema is None:
-            raise DecodeError(f"egress schema {fingerprint.hex()} is not in {topics.SCHEMAS}",
-                              rec.topic, rec.partition, rec.offset)
+            raise DecodeError(missing, rec.topic, rec.partition, rec.offset)
         try:
             value = fastavro.schemaless_reader(io.BytesIO(body), schema.parsed, None)
         except (EOFError, ValueError, IndexError) as exc:
@@ -378,6 +439,8 @@ class CorridorConsumer:
 
     def close(self) -> None:
         self._follower.close()
+        if self.registry is not None:
+            self.registry.close()
 
     def __enter__(self) -> Self:
         return self

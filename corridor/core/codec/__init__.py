@@ -318,8 +318,12 @@ def _assemble(
     return Decoded(batch=batch, rows=sorted(order), errors=errors)
 
 
-def encode_avro(batch: pa.RecordBatch, schema: AvroSchema) -> list[bytes]:
+def encode_avro(batch: pa.RecordBatch, schema: AvroSchema,
+                header: bytes | None = None) -> list[bytes]:
     """Single-object Avro value of every row. Raises SchemaError when a row cannot be encoded.
+
+    ``header`` replaces the single-object header (``C3 01`` + fingerprint) in front of every
+    body: ``corridor.core.wire.confluent_header(id)`` frames the rows the Confluent way.
 
     The batch must have exactly the schema's top-level fields (in any order) with the
     mapped Arrow types; a missing or extra column is refused rather than dropped.
@@ -337,7 +341,8 @@ def encode_avro(batch: pa.RecordBatch, schema: AvroSchema) -> list[bytes]:
             f"row {row} cannot be encoded as {schema.name}: a null where the schema allows "
             "none, a value out of range, or an enum value that is not a symbol"
         )
-    prefix = pa.scalar(MAGIC + schema.fingerprint, pa.large_binary())
+    head = MAGIC + schema.fingerprint if header is None else header
+    prefix = pa.scalar(head, pa.large_binary())
     framed: list[bytes] = pc.binary_join_element_wise(
         prefix, bodies, pa.scalar(b"", pa.large_binary())).to_pylist()
     return framed

@@ -24,6 +24,7 @@ from corridor.core.config.model import (
     Corridor,
     Dataset,
     KeyTreatment,
+    OutputWire,
     RecordKind,
     Transform,
     WireFormat,
@@ -47,6 +48,7 @@ CORRIDOR_KEYS = (
     "rotate",
     "key",
     "headers",
+    "wire",
     "description",
 )
 BATCH_KEYS = ("max_records", "max_wait_ms")
@@ -55,6 +57,7 @@ ENCRYPTING = (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
 # A corridor name is part of topic names (`hk.withheld.<corridor>`).
 CORRIDOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 FORMATS = [f.value for f in WireFormat]
+WIRES = [w.value for w in OutputWire]
 RESERVED_HEADER_PREFIX = HEADER_PREFIX
 KINDS = [k.value for k in RecordKind]
 
@@ -116,6 +119,7 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         "the legal basis of the transfer, such as GDPR-SCC, DEPA, PDPA, CBPR",
     )
     fmt = _format(view, problems)
+    out_wire = _wire(view, fmt, problems)
     admit = _admit(view, problems)
     pseudonym_key = (
         text_value(view, "pseudonym_key", problems, "a secret name")
@@ -150,6 +154,7 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         policy,
         scope.datasets,
         headers,
+        out_wire,
     )
     return Corridor(
         scope.name,
@@ -167,6 +172,7 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         rotate,
         policy.key,
         headers,
+        out_wire,
     )
 
 
@@ -199,6 +205,22 @@ def _format(view: MapView, problems: Problems) -> WireFormat | None:
         f"bad format {describe(value)}{hint} (expected avro or arrow)",
     )
     return None
+
+
+def _wire(view: MapView, fmt: WireFormat | None, problems: Problems) -> OutputWire:
+    """``wire:`` (avro format only): how records are framed; single-object by default."""
+    if "wire" not in view.data:
+        return OutputWire.SINGLE_OBJECT
+    value, line, where = view.data["wire"], view.value_line("wire"), view.child("wire")
+    if value not in WIRES:
+        hint = did_you_mean(value, WIRES) if isinstance(value, str) else ""
+        problems.add(line, where, f"bad wire {describe(value)}{hint} "
+                                  "(expected single-object or confluent)")
+        return OutputWire.SINGLE_OBJECT
+    if fmt is WireFormat.ARROW:
+        problems.add(line, where, "wire applies to avro records only: an arrow corridor "
+                                  "writes Arrow IPC batches (remove wire, or use format: avro)")
+    return OutputWire(value)
 
 
 def _admit(view: MapView, problems: Problems) -> frozenset[RecordKind] | None:

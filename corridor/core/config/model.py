@@ -18,8 +18,8 @@ Model (all values frozen):
   (see :meth:`Dataset.class_of`).
 - ``Corridor(name, origin, destination, datasets, legal_basis, format,
   withhold, transform, admit, pseudonym_key, batch, policy_hash, rotate, key,
-  headers)``; ``key`` is the record key's treatment per dataset, ``headers`` the
-  park headers allowed to cross;
+  headers, wire)``; ``key`` is the record key's treatment per dataset, ``headers`` the
+  park headers allowed to cross, ``wire`` the framing of avro records (``OutputWire``);
   ``withhold`` and ``transform`` are per dataset, already merged from the
   corridor level and the per-dataset override form.
 """
@@ -94,6 +94,16 @@ class WireFormat(str, Enum):
 
     AVRO = "avro"
     ARROW = "arrow"
+
+
+class OutputWire(str, Enum):
+    """Framing of an avro-format corridor's records (``wire:``): ``single-object`` (Avro's
+    ``C3 01`` + fingerprint; the egress schema is in ``_corridor.schemas``) or ``confluent``
+    (``00`` + the egress schema's id in the DESTINATION zone's schema registry, where it is
+    registered under ``<corridor topic>-value``, for the ecosystem's deserializers)."""
+
+    SINGLE_OBJECT = "single-object"
+    CONFLUENT = "confluent"
 
 
 @dataclass(frozen=True)
@@ -222,6 +232,8 @@ class Corridor:
     key: Mapping[str, KeyTreatment] = field(default_factory=lambda: MappingProxyType({}))
     # Park headers allowed to cross (exact names); never a ``corridor-*`` name.
     headers: tuple[str, ...] = ()
+    # How avro-format records are framed (part of the policy hash when not the default).
+    wire: OutputWire = OutputWire.SINGLE_OBJECT
 
     def key_treatment(self, dataset: str) -> KeyTreatment:
         """The key treatment of *dataset* on this corridor (pseudonymize unless declared)."""

@@ -31,6 +31,7 @@ from corridor.core.config.model import (
     Dataset,
     FieldClass,
     KeyTreatment,
+    OutputWire,
     RecordKind,
     Transform,
     WireFormat,
@@ -329,11 +330,13 @@ def policy_hash(
     policy: Policy,
     datasets: Mapping[str, Dataset],
     headers: tuple[str, ...] = (),
+    out_wire: OutputWire = OutputWire.SINGLE_OBJECT,
 ) -> str:
     """12 hex chars of SHA-256 over the normalised policy and the schemas' fingerprints.
 
     Independent of key order, dataset order, YAML layout and comments, bootstrap
-    addresses and batch settings: only what changes what crosses.
+    addresses and batch settings: only what changes what crosses. ``wire`` enters only
+    when it is not the default, so the hashes of corridors that never set it stay as they were.
     """
     doc = {
         "corridor": name,
@@ -349,6 +352,8 @@ def policy_hash(
             for d in sorted(policy.datasets)
         ],
     }
+    if out_wire is not OutputWire.SINGLE_OBJECT:
+        doc["wire"] = out_wire.value
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
