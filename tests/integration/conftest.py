@@ -38,11 +38,18 @@ class Zones:
 @pytest.fixture(scope="session")
 def zones() -> Iterator[Zones]:
     started: list[str] = []
-    launcher = None
+    registries: list[str] = []
+    launcher = registry = None
     if local.backend() == "local":
         launcher = local.launcher()
         started = launcher.up(default_specs(), print)
+        # Each local zone's schema registry too (corridors with wire: confluent, the dialect
+        # tests, the demo's file): adopted when running, else started and stopped here.
+        registry = local.registries()
+        registries = registry.up(default_specs(), print)
     yield Zones(local.endpoints(), local.credentials(), started)
+    if registry is not None and registries:
+        registry.down(default_specs(registries), print)
     if launcher is not None and started:
         launcher.down(default_specs(started), print)
 

@@ -24,6 +24,10 @@ def test_demo_runs_every_corridor_and_verify_holds(zones):
     for name, zone in config.zones.items():  # the suite's ports (CORRIDOR_PORT_<ZONE>)
         text = text.replace(f"bootstrap: {zone.bootstrap}",
                             f"bootstrap: {zones.endpoint(name).bootstrap}")
+        if zone.schema_registry is not None:  # each registry listens on its broker's port - 11
+            port = int(zones.endpoint(name).bootstrap.rsplit(":", 1)[1]) - 11
+            text = text.replace(zone.schema_registry.url,
+                                f"http://127.0.0.1:{port}/apis/ccompat/v7")
     # Next to corridors.yaml, so its relative paths (schemas, the keys of `make demo`)
     # mean the same; the demo's corridors and topics are the ones `make demo` uses.
     path = REPO / f"corridors.{uuid.uuid4().hex[:8]}.test.yaml"
@@ -45,3 +49,4 @@ def test_demo_runs_every_corridor_and_verify_holds(zones):
     assert "violations" not in out
     assert "withheld" in out and "quarantined" in out
     assert "decrypted with" in out
+    assert "Confluent-framed Avro: magic 00 + schema id" in out  # hk-asean: wire: confluent
