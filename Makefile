@@ -7,7 +7,7 @@ CORRIDOR := $(BIN)/corridor
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs lint test test-unit test-integration demo bench chaos clean deploy-systemd deploy-kubernetes tools
+.PHONY: help install up down status logs lint test test-unit test-integration demo bench chaos clean deploy-systemd deploy-kubernetes tools connect-source connect-duckdb connect-parquet connect-iceberg
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n",$$1,$$2}'
@@ -56,7 +56,7 @@ status: ## show which zones are running
 	@$(CORRIDOR) zones status
 
 lint: install ## ruff, mypy --strict on corridor/core, and the import contracts (import-linter)
-	@$(BIN)/ruff check corridor tests
+	@$(BIN)/ruff check corridor connectors tests
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache
 

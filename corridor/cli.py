@@ -29,6 +29,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.demo", "demo"),
     ("corridor.commands.status", "status"),
     ("corridor.commands.deploy", "deploy"),
+    ("corridor.commands.connect", "connect"),
 ]
 # Development tools: under `corridor dev` (and still reachable by their old names,
 # hidden from the main --help, for scripts written before).

@@ -78,15 +78,20 @@ def test_provision_run_verify_tail_use_only_the_environments_clusters(zones, tmp
         proc = Processor(env, tmp_path, "external")
         try:
             def verified() -> bool:
-                done = _cli("verify", "--corridor", env.name, "--config", config)
-                return done.returncode == 0 and f"{COUNT}" in done.stdout
+                done = _cli("verify", "--corridor", env.name, "--config", config, "-o", "json")
+                if done.returncode != 0:
+                    return False
+                report = json.loads(done.stdout)
+                return bool(report["ok"] and report["source"] == COUNT
+                            and report["pending"] == 0)
             wait_until(verified, 180, f"corridor verify to account for {COUNT} records",
                        every_s=2.0)
         finally:
             assert proc.stop() == 0, proc.log()[-3000:]
             proc.close()
         topic = topics.corridor_topic(env.origin, env.dest, DATASET)
-        done = _cli("tail", topic, "--zone", env.dest, "--max", "3", "--config", config)
+        done = _cli("tail", topic, "--zone", env.dest, "--max", "3", "--idle", "30",
+                    "--config", config)
         assert done.returncode == 0, done.stdout + done.stderr
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
         assert len(lines) == 3 and all(line["lineage"] for line in lines)
