@@ -1,6 +1,6 @@
 """Time-boxed fuzzing of the Avro decoders with hypothesis: no crash, no hang, invariant holds.
 
-Two targets, each checked on every generated input:
+Three targets, each checked on every generated input:
 
 - ``corridor.core.codec.decode_avro`` on a batch of values (1-40: small batches take the
   strict path, larger ones the native polars path with its verification and
@@ -9,6 +9,9 @@ Two targets, each checked on every generated input:
   indices together covering ``range(n)`` exactly once, one batch row per row.
 - ``corridor.core.codec.avro_strict.decode_body`` on single bodies of every sample schema
   (maps, nullable enums, nested records): it may only raise ``Malformed``.
+- the input dialects (``corridor.core.codec.arrow_input.decode_inputs`` with writer
+  schemas): Confluent-framed records (known id, an incompatible writer's id, an unknown
+  id) and JSON objects, mutated the same way; the same invariant as decode_avro.
 
 Inputs are valid sample records mutated by hypothesis (bit flips, truncation,
 insertions, overwrites with extreme varints, splices of two records, headers of
@@ -24,6 +27,7 @@ check at all).
 from __future__ import annotations
 
 import faulthandler
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,8 +38,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from corridor.core.codec import Decoded, decode_avro
+from corridor.core.codec.arrow_input import decode_inputs
 from corridor.core.codec.avro_strict import Malformed, compile_reader, decode_body
+from corridor.core.model import Lineage, RawMessage
 from corridor.core.schema import HEADER_LEN, AvroSchema, SchemaStore, load_schema
+from corridor.core.wire import confluent_frame
 from corridor.dev.sample import generate_records
 
 DATASETS = ("trade.shipment", "ecommerce.order", "media.playback")
@@ -191,6 +198,46 @@ def _hexish(word: str) -> bool:
     return len(word) >= 4 and all(c in "0123456789abcdef" for c in word)
 
 
+@lru_cache(maxsize=1)
+def _json_seeds() -> dict[str, list[bytes]]:
+    from corridor.dev.sample import generate_rows
+    from corridor.sdk.client import _jsonable
+
+    return {d: [json.dumps({k: _jsonable(v) for k, v in row.items()}).encode()
+                for row in generate_rows(d, 20, seed=7)] for d in DATASETS}
+
+
+@st.composite
+def _dialect_batch(draw: st.DrawFn) -> tuple[str, list[bytes | None]]:
+    """A batch of Confluent-framed and JSON records of one dataset, some mutated."""
+    dataset = draw(st.sampled_from(DATASETS))
+    _, seeds = _corpus()
+    values: list[bytes | None] = []
+    for _ in range(draw(st.integers(1, 12))):
+        if draw(st.booleans()):
+            body = draw(st.sampled_from(seeds[dataset]))[HEADER_LEN:]
+            value = confluent_frame(draw(st.sampled_from([1, 2, 999])), body)
+        else:
+            value = draw(st.sampled_from(_json_seeds()[dataset]))
+        values.append(value if draw(st.booleans()) else _mutate(draw, value))
+    return dataset, values
+
+
+def _one_dialect_batch(report: FuzzReport, per_input_s: float, dataset: str,
+                       values: list[bytes | None]) -> None:
+    schemas, _ = _corpus()
+    store = SchemaStore(list(schemas.values()))
+    other = next(s for d, s in schemas.items() if d != dataset)  # id 2: an incompatible writer
+    messages = [RawMessage(Lineage("fuzz", 0, i), v) for i, v in enumerate(values)]
+    inputs = _timed(report, per_input_s, decode_inputs, messages, store, schemas[dataset],
+                    frozenset(), {1: schemas[dataset], 2: other})
+    check_decoded(inputs.decoded, len(values))
+    report.values += len(values)
+    report.decoded += len(inputs.decoded.rows)
+    report.rejected += len(inputs.decoded.errors)
+    report.reasons.update(reason_kind(r) for _, r in inputs.decoded.errors)
+
+
 def run_fuzz(seconds: float, per_input_s: float = 2.0, examples_per_round: int = 200) -> FuzzReport:
     """Fuzz both decoders for ``seconds``; raise on a crash, a hang or a broken invariant."""
     report = FuzzReport()
@@ -210,10 +257,16 @@ def run_fuzz(seconds: float, per_input_s: float = 2.0, examples_per_round: int =
     def bodies(case: tuple[str, bytes]) -> None:
         _one_body(report, per_input_s, *case)
 
+    @common
+    @given(_dialect_batch())
+    def dialects(case: tuple[str, list[bytes | None]]) -> None:
+        _one_dialect_batch(report, per_input_s, *case)
+
     start = time.monotonic()
     while time.monotonic() - start < seconds:
         batches()
         bodies()
+        dialects()
     report.seconds = time.monotonic() - start
     return report
 
