@@ -2,10 +2,12 @@
 
 model: the values (Config, Zone, Dataset, Corridor, ...); load: ``load_config``;
 document: YAML with line numbers; datasets, corridors, policy: one section each;
-rotation: a corridor's key-rotation schedule. Modules of this package import
+rotation: a corridor's key-rotation schedule; instruments: the transfer instruments
+and a corridor's ``instrument:``. Modules of this package import
 ``.model``, never the package (that is what keeps them acyclic).
 """
 
+from corridor.core.config.instruments import InstrumentState, instrument_state
 from corridor.core.config.load import load_config
 from corridor.core.config.model import (
     BatchSettings,
@@ -13,6 +15,7 @@ from corridor.core.config.model import (
     Corridor,
     Dataset,
     FieldClass,
+    Instrument,
     KeysConfig,
     KeyTreatment,
     RecordClass,
@@ -28,6 +31,8 @@ __all__ = [
     "Corridor",
     "Dataset",
     "FieldClass",
+    "Instrument",
+    "InstrumentState",
     "KeyTreatment",
     "KeysConfig",
     "RecordClass",
@@ -35,5 +40,6 @@ __all__ = [
     "Transform",
     "WireFormat",
     "Zone",
+    "instrument_state",
     "load_config",
 ]

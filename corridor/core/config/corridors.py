@@ -1,11 +1,12 @@
-"""The `corridors:` section: zones, legal basis, format, admit, batch, rotate (policy: .policy)."""
+"""The `corridors:` section: zones, legal basis, format, admit, batch, rotate (policy: .policy;
+instrument: .instruments)."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml.comments import CommentedSeq
 
@@ -19,10 +20,16 @@ from corridor.core.config.document import (
     item_line,
     text_value,
 )
+from corridor.core.config.instruments import (
+    carries_personal_data,
+    check_instrument,
+    corridor_instrument,
+)
 from corridor.core.config.model import (
     BatchSettings,
     Corridor,
     Dataset,
+    Instrument,
     KeyTreatment,
     OutputWire,
     RecordKind,
@@ -49,6 +56,7 @@ CORRIDOR_KEYS = (
     "key",
     "headers",
     "wire",
+    "instrument",
     "description",
 )
 BATCH_KEYS = ("max_records", "max_wait_ms")
@@ -69,8 +77,13 @@ def build_corridors(
     datasets: Mapping[str, Dataset],
     dataset_names: set[str],
     problems: Problems,
+    instruments: Mapping[str, Instrument] | None = None,
+    instrument_ids: set[str] | None = None,
 ) -> dict[str, Corridor]:
-    """Valid corridors by name; also refuses two corridors writing the same output topic."""
+    """Valid corridors by name; also refuses two corridors writing the same output topic.
+
+    *instrument_ids*: the ids the ``instruments:`` section declares (valid or not), None
+    when the file has no such section (then no corridor is required to name one)."""
     corridors: dict[str, Corridor] = {}
     if section is None:
         return corridors
@@ -92,14 +105,19 @@ def build_corridors(
         if view is None:
             continue
         scope = CorridorScope(key, view, zones, zone_names, datasets, dataset_names, problems)
-        corridor = _build_corridor(scope)
+        corridor = _build_corridor(scope, _Instruments(instruments or {}, instrument_ids))
         if corridor is not None:
             _check_shared_topics(corridor, corridors, view, problems)
             corridors[key] = corridor
     return corridors
 
 
-def _build_corridor(scope: CorridorScope) -> Corridor | None:
+class _Instruments(NamedTuple):
+    valid: Mapping[str, Instrument]
+    declared: set[str] | None
+
+
+def _build_corridor(scope: CorridorScope, known: _Instruments) -> Corridor | None:
     view, problems = scope.view, scope.problems
     before = len(problems.errors)
     view.check_keys(CORRIDOR_KEYS, problems)
@@ -132,6 +150,12 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
     policy = build_policy(scope, destination)
     if rotate is not None and policy is not None:
         _check_rotate_encrypts(view, policy.transform, policy.key, problems)
+    instrument_id = corridor_instrument(view, known.valid, known.declared, problems)
+    instrument = known.valid.get(instrument_id) if instrument_id is not None else None
+    if origin and destination and policy is not None:  # both zones valid (see _zone_ref)
+        personal = carries_personal_data(scope.datasets, policy.transform, policy.key)
+        check_instrument(view, instrument, known.declared is not None,
+                         scope.zones[origin], scope.zones[destination], personal, problems)
     if len(problems.errors) > before or None in (
         origin,
         destination,
@@ -155,6 +179,7 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         scope.datasets,
         headers,
         out_wire,
+        instrument,
     )
     return Corridor(
         scope.name,
@@ -173,6 +198,7 @@ def _build_corridor(scope: CorridorScope) -> Corridor | None:
         policy.key,
         headers,
         out_wire,
+        instrument_id,
     )
 
 

@@ -22,9 +22,11 @@ from corridor.core.config.document import (
     load_document,
     text_value,
 )
+from corridor.core.config.instruments import build_instruments
 from corridor.core.config.model import Config, KeysConfig, SchemaRegistryConfig, Zone
 
 TOP_KEYS = ("zones", "datasets", "corridors")
+OPTIONAL_TOP_KEYS = ("instruments",)
 ZONE_KEYS = ("bootstrap", "jurisdiction", "keys", "schema_registry", "description")
 REGISTRY_KEYS = ("url", "user_env", "password_env")
 LOCAL_KEYS = ("provider", "path")
@@ -43,10 +45,12 @@ def load(path: Path) -> Config:
     if top is None:
         problems.raise_if_any()
         raise AssertionError("load_document returned no document and no problem")
-    top.check_keys(TOP_KEYS, problems)
+    top.check_keys(TOP_KEYS + OPTIONAL_TOP_KEYS, problems)
     sections: dict[str, MapView | None] = {}
-    for key in TOP_KEYS:
-        if key not in top.data:
+    for key in TOP_KEYS + OPTIONAL_TOP_KEYS:
+        if key not in top.data and key in OPTIONAL_TOP_KEYS:
+            sections[key] = None
+        elif key not in top.data:
             problems.add(None, key, f"missing top-level key '{key}'")
             sections[key] = None
         else:
@@ -61,12 +65,19 @@ def load(path: Path) -> Config:
     zones = build_zones(zones_view, path.parent, problems)
     zone_names = set(map(str, zones_view.data)) if zones_view is not None else set()
     datasets, dataset_names = build_datasets(sections["datasets"], path.parent, problems)
+    instruments_view = sections["instruments"]
+    instruments = build_instruments(instruments_view, problems)
+    # A file without the section is not asked for instruments (see config.instruments).
+    declared = set(map(str, instruments_view.data)) if instruments_view is not None else (
+        None if "instruments" not in top.data else set())
     corridors = build_corridors(
-        sections["corridors"], zones, zone_names, datasets, dataset_names, problems
+        sections["corridors"], zones, zone_names, datasets, dataset_names, problems,
+        instruments, declared,
     )
     problems.raise_if_any()
     return Config(
-        path, MappingProxyType(zones), MappingProxyType(datasets), MappingProxyType(corridors)
+        path, MappingProxyType(zones), MappingProxyType(datasets), MappingProxyType(corridors),
+        MappingProxyType(instruments),
     )
 
 

@@ -9,7 +9,8 @@ untransformed.
 
 Model (all values frozen):
 
-- ``Config(path, zones, datasets, corridors)``
+- ``Config(path, zones, datasets, corridors, instruments)``
+- ``Instrument(id, kind, reference, parties, signed, expires, purpose, retention_days)``
 - ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig, schema_registry:
   SchemaRegistryConfig | None)``
 - ``Dataset(name, schema_path, schema, fields, record_class, validate, key_class)``;
@@ -18,7 +19,7 @@ Model (all values frozen):
   (see :meth:`Dataset.class_of`).
 - ``Corridor(name, origin, destination, datasets, legal_basis, format,
   withhold, transform, admit, pseudonym_key, batch, policy_hash, rotate, key,
-  headers, wire)``; ``key`` is the record key's treatment per dataset, ``headers`` the
+  headers, wire, instrument)``; ``key`` is the record key's treatment per dataset, ``headers`` the
   park headers allowed to cross, ``wire`` the framing of avro records (``OutputWire``);
   ``withhold`` and ``transform`` are per dataset, already merged from the
   corridor level and the per-dataset override form.
@@ -26,6 +27,7 @@ Model (all values frozen):
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -187,6 +189,22 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class Instrument:
+    """A transfer instrument (``instruments: {<id>: ...}``): the legal document a corridor
+    runs under. ``kind`` is one of ``config.instruments.KINDS``; ``expires`` is the last day
+    it is in force; ``retention_days`` how long the destination may keep what crossed."""
+
+    id: str
+    kind: str
+    reference: str
+    parties: tuple[str, ...]
+    signed: dt.date
+    expires: dt.date
+    purpose: str
+    retention_days: int
+
+
+@dataclass(frozen=True)
 class BatchSettings:
     """Processor batching: at most ``max_records`` per batch, waiting at most ``max_wait_ms``.
 
@@ -209,7 +227,8 @@ class Corridor:
     *d* to a Transform. ``admit`` holds the record kinds allowed to cross; a
     record of another kind is withheld. ``policy_hash`` changes whenever
     anything that changes what crosses changes (rules, transforms, classes,
-    schemas, admit, legal basis, zones' jurisdictions), not with bootstrap
+    schemas, admit, legal basis, zones' jurisdictions, the instrument's id, kind and
+    expiry), not with bootstrap
     addresses, batch sizes or ``rotate``. ``rotate`` is the data-key rotation
     schedule of a corridor that encrypts (None: rotate only on request); the
     ``corridor run --rotate-every-*`` flags override it.
@@ -234,6 +253,8 @@ class Corridor:
     headers: tuple[str, ...] = ()
     # How avro-format records are framed (part of the policy hash when not the default).
     wire: OutputWire = OutputWire.SINGLE_OBJECT
+    # The id of the transfer instrument it runs under (``Config.instruments``); None: none.
+    instrument: str | None = None
 
     def key_treatment(self, dataset: str) -> KeyTreatment:
         """The key treatment of *dataset* on this corridor (pseudonymize unless declared)."""
@@ -253,6 +274,7 @@ class Config:
     zones: Mapping[str, Zone]
     datasets: Mapping[str, Dataset]
     corridors: Mapping[str, Corridor]
+    instruments: Mapping[str, Instrument] = field(default_factory=lambda: MappingProxyType({}))
 
     def summary(self) -> str:
         """``corridors.yaml: 3 zones, 3 datasets, 5 corridors``."""

@@ -30,6 +30,7 @@ from corridor.core.config.document import (
 from corridor.core.config.model import (
     Dataset,
     FieldClass,
+    Instrument,
     KeyTreatment,
     OutputWire,
     RecordKind,
@@ -331,12 +332,14 @@ def policy_hash(
     datasets: Mapping[str, Dataset],
     headers: tuple[str, ...] = (),
     out_wire: OutputWire = OutputWire.SINGLE_OBJECT,
+    instrument: Instrument | None = None,
 ) -> str:
     """12 hex chars of SHA-256 over the normalised policy and the schemas' fingerprints.
 
     Independent of key order, dataset order, YAML layout and comments, bootstrap
     addresses and batch settings: only what changes what crosses. ``wire`` enters only
-    when it is not the default, so the hashes of corridors that never set it stay as they were.
+    when it is not the default, so the hashes of corridors that never set it stay as they were;
+    so does ``instrument`` (its id, kind and expiry: a renewed instrument is a new policy).
     """
     doc = {
         "corridor": name,
@@ -354,6 +357,8 @@ def policy_hash(
     }
     if out_wire is not OutputWire.SINGLE_OBJECT:
         doc["wire"] = out_wire.value
+    if instrument is not None:
+        doc["instrument"] = [instrument.id, instrument.kind, instrument.expires.isoformat()]
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
