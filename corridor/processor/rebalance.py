@@ -180,7 +180,7 @@ class Assignment:
         self.sinks.clear()
 
     def _align(self, sources: set[str]) -> None:
-        """Learn, per source topic, whether records keep their partition number (DESIGN 6)."""
+        """Learn, per source topic, whether records keep their partition number (docs/DESIGN.md section 6)."""
         dests = {t: self.destinations[t] for t in sources}
         source_counts = self.retrying("origin_unavailable", "count source partitions",
                                       lambda: self.topology.source_partitions(sources))
