@@ -1,6 +1,6 @@
 """Writing to the clusters: a transactional sink on the destination, side output on the origin.
 
-librdkafka does not implement KIP-890, so the commit follows docs/KAFKA-NOTES.md:
+librdkafka does not implement KIP-890, so the commit does what its transactional API needs:
 a retriable error or a timeout on ``commit_transaction`` is retried (the
 commit may already have landed: aborting then could not be trusted); only an
 error that says ``txn_requires_abort`` aborts; a fatal error (fenced, or the

@@ -1,6 +1,6 @@
 """The broker and log4j2 configuration of a local zone.
 
-Sized for a small machine (see docs/KAFKA-NOTES.md): two network and two I/O
+Sized for a small machine (2 CPUs shared with the clients): two network and two I/O
 threads, replication factor 1 for internal topics, no initial rebalance
 delay. Clients speak SASL/SCRAM-SHA-512, over TLS when the zone has
 certificates (then nothing but the controller listens in plaintext); the
