@@ -41,7 +41,22 @@ def quarantine(corridor: Corridor) -> str:
 
 
 def audit(zone: str) -> str:
+    """The origin zone's hash-chained audit events (kept by time, never compacted)."""
     return f"{zone}.audit"
+
+
+def audit_checkpoints(zone: str) -> str:
+    """The origin zone's signed audit checkpoints (kept by time, never compacted)."""
+    return f"{zone}.audit.checkpoints"
+
+
+# The destination's copy of an origin's signed checkpoints: ``checkpoint_copy(origin)``.
+CHECKPOINT_COPIES = "_corridor.checkpoints"
+
+
+def checkpoint_copy(origin: str) -> str:
+    """The destination zone's copy of ``origin``'s signed audit checkpoints."""
+    return f"{CHECKPOINT_COPIES}.{origin}"
 
 
 def dataset_of_outbound(topic: str) -> str:
