@@ -30,14 +30,18 @@ $(VENV)/.installed: pyproject.toml
 	@bash infra/fetch-registry.sh
 	@touch $@
 
-# Debian's prometheus (prometheus + promtool: the metrics and alert-rule tests run them) and
-# systemd-analyze (checks the rendered units), installed when missing.
+# Debian's prometheus (prometheus + promtool: the metrics and alert-rule tests run them),
+# systemd-analyze (checks the rendered units) and chromium (renders and prints the HTML
+# report in its tests), installed when missing.
 tools:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  echo "installing Debian's prometheus (promtool, prometheus)"; \
 	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
 	@command -v systemd-analyze >/dev/null || { \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium (headless HTML report tests)"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 DEPLOY_OUT ?= deploy
 deploy-systemd: install ## render systemd units + env files for every corridor into $(DEPLOY_OUT)/systemd
