@@ -93,7 +93,7 @@ def report_layout(doc: dict[str, Any]) -> Layout:
     t = doc["totals"]
     totals.rows.append(("all", "", "", str(t["source"]), str(t["delivered"]), str(t["withheld"]),
                         str(t["quarantined"]), _yes(doc["reconciles"]), _yes(doc["verified"])))
-    parts = [Part("Totals", [totals, Line("The totals are in the terms of `corridor verify` "
+    parts = [Part("Totals", [totals, Line("The totals are in the terms of corridor verify "
                                            "(source = delivered + withheld + quarantined).")])]
     parts += [Part(f"Corridor {c['corridor']}", _corridor_blocks(c), c["corridor"])
               for c in doc["corridors"]]
@@ -114,12 +114,11 @@ def _corridor_blocks(c: dict[str, Any]) -> list[Block]:
     route = f"{_n(c['origin'])} to {_n(c['destination'])}" if c["origin"] else \
         "not in the corridor file"
     blocks: list[Block] = [
-        Line(f"Route: {route}. Configured instrument: {_n(c['configured_instrument'])}."),
-        Line(f"Totals reconcile: {_yes(c['reconciles'])}; chains verified: "
-             f"{_yes(c['verified'])}.", ok=c["reconciles"] and c["verified"]),
-    ]
+        Line(f"Route: {route}. Configured instrument: {_n(c['configured_instrument'])}.")]
     if not c["chains"]:
-        blocks.append(Line("No audit events in the window."))
+        return [*blocks, Line("No audit events in the window.")]
+    blocks.append(Line(f"Totals reconcile: {_yes(c['reconciles'])}; chains verified: "
+                       f"{_yes(c['verified'])}.", ok=c["reconciles"] and c["verified"]))
     for use in c["instruments"]:
         blocks += _instrument_blocks(use)
     if c["policies"]:
@@ -132,9 +131,7 @@ def _corridor_blocks(c: dict[str, Any]) -> list[Block]:
                    Table(("key id", "epoch", "first", "last", "events"),
                          [(k["key_id"], _n(k["epoch"]), k["first"], k["last"], str(k["events"]))
                           for k in c["keys"]], _num(4, True))]
-    if c["chains"]:
-        blocks += _chain_blocks(c["chains"])
-    return blocks
+    return blocks + _chain_blocks(c["chains"])
 
 
 def _instrument_blocks(use: dict[str, Any]) -> list[Block]:
@@ -142,6 +139,8 @@ def _instrument_blocks(use: dict[str, Any]) -> list[Block]:
     title = f"Under instrument {name}" if name else "Under no instrument"
     if use["kind"]:
         title += f" ({use['kind']}, {use['reference']}, expires {use['expires']})"
+    elif name:
+        title += " (not declared in the corridor file)"
     blocks: list[Block] = [
         Heading(title),
         Line(f"Legal basis: {', '.join(use['legal_basis'])}. Audit events: {use['events']}."),

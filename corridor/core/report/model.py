@@ -7,8 +7,8 @@ whose :class:`~corridor.core.audit.ChainReport` per chain comes in as a separate
 rendering (``render_md``, ``render_html``, ``document``). Pure: no I/O, no clock.
 
 **Counting.** An event of a batch replayed after an aborted transaction is byte-identical
-to the first (same chain, seq and hash): it is counted once (``replays``). Two different
-events at one (chain, seq) are a ``conflict``: the first in log order is counted, and the
+to the first (same chain and seq, same bytes): it is counted once (``replays``). Two
+different events at one (chain, seq) are a ``conflict``: the first in log order is counted, and the
 chain does not reconcile. The window is ``[from_ms, to_ms)`` on the events' ``ts_ms``.
 
 **Reasons.** An event counts withhold and quarantine reasons in one map. A reason is the
@@ -34,7 +34,14 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from corridor.core.audit import PROTECTIONS, AuditEvent, BatchSummary, ChainId, ChainReport
+from corridor.core.audit import (
+    PROTECTIONS,
+    AuditEvent,
+    BatchSummary,
+    ChainId,
+    ChainReport,
+    encode_event,
+)
 from corridor.core.config import Config, Instrument
 
 QUARANTINE_PREFIXES = ("decode:", "validate:", "oversized:")
@@ -223,17 +230,18 @@ class Report:
 
 def distinct_events(log: Iterable[AuditEvent]) -> tuple[list[AuditEvent], Counter[ChainId],
                                                         Counter[ChainId]]:
-    """Events once each, in log order, and replays and conflicts per chain (module docstring)."""
-    seen: dict[tuple[ChainId, int], str] = {}
+    """Events once each, in log order, and replays (byte-identical events at a seq seen) and
+    conflicts (other bytes at a seq seen) per chain."""
+    seen: dict[tuple[ChainId, int], bytes] = {}
     out: list[AuditEvent] = []
     replays: Counter[ChainId] = Counter()
     conflicts: Counter[ChainId] = Counter()
     for event in log:
-        known = seen.get((event.chain, event.seq))
+        known, data = seen.get((event.chain, event.seq)), encode_event(event)
         if known is None:
-            seen[(event.chain, event.seq)] = event.hash
+            seen[(event.chain, event.seq)] = data
             out.append(event)
-        elif known == event.hash:
+        elif known == data:
             replays[event.chain] += 1
         else:
             conflicts[event.chain] += 1
