@@ -204,11 +204,12 @@ def as_json(results: list[tuple[dict[str, Any], ZoneCheck]]) -> dict[str, Any]:
 
 
 def describe_break(b: dict[str, Any]) -> str:
-    """``altered: chain hk-eu hk.outbound.x/0 seq 3, at hk.audit/0@3: <detail>``."""
+    """``altered: chain hk-eu hk.outbound.x/0 seq 3, at hk.audit partition 0 offset 3: ...``."""
     chain = b["chain"]
     where = "an undecodable record" if chain is None else \
         f"chain {chain['corridor']} {chain['topic']}/{chain['partition']} seq {b['seq']}"
-    return f"{b['kind']}: {where}, at {b['topic']}/{b['partition']}@{b['offset']}: {b['detail']}"
+    return (f"{b['kind']}: {where}, at {b['topic']} partition {b['partition']} offset "
+            f"{b['offset']}: {b['detail']}")
 
 
 def show(console: Console, doc: dict[str, Any]) -> None:

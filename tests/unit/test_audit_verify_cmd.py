@@ -223,7 +223,7 @@ def test_json_and_text_name_the_first_break() -> None:
         "offset": 5, "detail": doc["first_break"]["detail"],
         "chain": {"corridor": "hk-eu", "topic": SOURCE, "partition": 0}}
     assert describe_break(doc["first_break"]).startswith(
-        f"deleted: chain hk-eu {SOURCE}/0 seq 3, at {EVENTS}/0@5: ")
+        f"deleted: chain hk-eu {SOURCE}/0 seq 3, at {EVENTS} partition 0 offset 5: ")
     assert doc["corridors"]["hk-eu"]["chains"] == 2
     json.dumps(doc)  # serialisable as it is
 
