@@ -95,9 +95,9 @@ def verify(zone: str | None, name: str | None, who: str | None, key_files: tuple
     results: list[tuple[dict[str, Any], ZoneCheck]] = []
     with console.status("reading the audit") as status:
         for z in zones:
+            keys = audit_public_keys(config, z, key_files)  # no key: fail before reading
             evidence, where = _read(config, z, name, who, events_topic, checkpoints_topic,
                                     dict(_pair(c) for c in copy_topics), status.update)
-            keys = audit_public_keys(config, z, key_files)
             where["signers"] = sorted(keys)
             results.append((where, check_zone(evidence, keys, _destinations(config, z, name),
                                               name)))
