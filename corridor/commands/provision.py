@@ -39,8 +39,8 @@ def provision_topics(config_path: str, partitions: int) -> dict[str, tuple[list[
 @click.option("--partitions", default=6, show_default=True, type=click.IntRange(1, 1000),
               help="Partitions of new data topics (audit and schema topics get 1).")
 @click.option("--acls", is_flag=True,
-              help="Also create the principals (park, corridor, analytics) and their ACLs, "
-                   "and revoke grants of those principals the file no longer implies.")
+              help="Also create the principals (park, corridor, analytics, auditor) and their "
+                   "ACLs, and revoke grants of those principals the file no longer implies.")
 @output_option
 def provision(config_path: str, partitions: int, acls: bool, output: str) -> None:
     """Create every topic of the corridors in CONFIG, each in its zone. Idempotent.

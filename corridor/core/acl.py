@@ -18,6 +18,11 @@ One SCRAM principal per role (docs/DESIGN.md section 11):
   wrapped by the zone's own KEK), in groups ``analytics-<zone>*`` or the SDK's
   random ``corridor-reader-*`` readers. Never withheld, quarantine, audit or
   any ``_corridor.offsets.*``.
+- ``auditor-<zone>``: one per zone of the corridors; reads the zone's evidence and no
+  data. As an origin: ``<zone>.audit`` and ``<zone>.audit.checkpoints``; as a
+  destination: the copies of the origins' checkpoints (``_corridor.checkpoints.*``) and
+  the schema catalog ``_corridor.schemas``. No group: it reads by assignment and
+  commits nothing. Never a data, withheld, quarantine or offsets topic; never a write.
 
 Each ``ZoneGrant`` names the zone whose cluster holds the resource. READ and
 WRITE imply DESCRIBE in Kafka; DESCRIBE is still granted explicitly so that
@@ -35,7 +40,7 @@ from typing import Protocol, TypeVar
 from corridor.core import topics
 from corridor.core.config import Config, Corridor
 
-PARK, CORRIDOR, ANALYTICS = "park", "corridor", "analytics"
+PARK, CORRIDOR, ANALYTICS, AUDITOR = "park", "corridor", "analytics", "auditor"
 OFFSET_READER_GROUPS = "corridor-offset-reader-"
 SDK_READER_GROUPS = "corridor-reader-"
 # The operator's commands to running processors (corridor/kafka/keys_topic.py): read by
@@ -95,6 +100,10 @@ def analytics_principal(zone: str) -> str:
     return f"analytics-{zone}"
 
 
+def auditor_principal(zone: str) -> str:
+    return f"auditor-{zone}"
+
+
 def transactional_prefix(corridor: str) -> str:
     """Every transactional id of corridor ``corridor`` starts with this (see processor)."""
     return f"corridor.{corridor}."
@@ -115,7 +124,10 @@ def principals(config: Config) -> list[PrincipalSpec]:
                                                           c.name)
         found[analytics_principal(c.destination)] = PrincipalSpec(
             analytics_principal(c.destination), ANALYTICS, c.destination)
-    order = {PARK: 0, CORRIDOR: 1, ANALYTICS: 2}
+        for zone in (c.origin, c.destination):
+            found[auditor_principal(zone)] = PrincipalSpec(auditor_principal(zone), AUDITOR,
+                                                           zone)
+    order = {PARK: 0, CORRIDOR: 1, ANALYTICS: 2, AUDITOR: 3}
     return sorted(found.values(), key=lambda p: (order[p.role], p.name))
 
 
@@ -126,6 +138,7 @@ def grants(config: Config) -> list[ZoneGrant]:
         out |= _park_grants(c)
         out |= _corridor_grants(c)
         out |= _analytics_grants(c)
+        out |= _auditor_grants(c)
     return sorted(out)
 
 
@@ -177,6 +190,18 @@ def _analytics_grants(c: Corridor) -> set[ZoneGrant]:
         out |= _topic(dest, who, catalog, "read", "describe")
     for prefix in (f"{who}", SDK_READER_GROUPS):
         out.add(ZoneGrant(dest, who, "read", "group", prefix, prefixed=True))
+    return out
+
+
+def _auditor_grants(c: Corridor) -> set[ZoneGrant]:
+    origin, dest = c.origin, c.destination
+    out: set[ZoneGrant] = set()
+    for evidence in (topics.audit(origin), topics.audit_checkpoints(origin)):
+        out |= _topic(origin, auditor_principal(origin), evidence, "read", "describe")
+    who = auditor_principal(dest)
+    out |= {ZoneGrant(dest, who, op, "topic", f"{topics.CHECKPOINT_COPIES}.", prefixed=True)
+            for op in ("read", "describe")}
+    out |= _topic(dest, who, topics.SCHEMAS, "read", "describe")
     return out
 
 

@@ -10,6 +10,8 @@ are there, and where its keys live. Every command, the processor and the SDK use
   environment variable it names, never the file).
 - Schema registries: the zone's ``schema_registry:`` entry (user and password from the
   environment variables it names, never the file).
+- Who a reading command acts as in a zone (``acting_principal``), and the public keys
+  that may sign a zone's audit checkpoints (``audit_public_keys``).
 """
 
 from __future__ import annotations
@@ -20,11 +22,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from corridor.core.acl import AUDITOR, auditor_principal
+from corridor.core.audit import signer_id
 from corridor.core.config import Config, KeysConfig
 from corridor.core.crypto import SecretBytes
 from corridor.core.errors import ConfigError, CryptoError
 from corridor.kafka.clients import Endpoint
 from corridor.keys.local import LocalKekProvider
+from corridor.keys.signing import load_public_key, zone_public_key
 from corridor.registry import SchemaRegistry, connect
 from corridor.zones import local
 from corridor.zones.credentials import Credentials, Principal, load_or_create_credentials
@@ -61,6 +68,29 @@ def credentials() -> Credentials:
 def admin() -> Principal:
     """The admin principal of the zones (provisioning, tests, tools)."""
     return credentials().admin
+
+
+def acting_principal(zone: str, who: str | None) -> Principal:
+    """Who a reading command acts as in ``zone``: ``who`` ``"admin"``: the admin;
+    ``"auditor"``: the zone's ``auditor-<zone>``; another name: that principal; None: the
+    zone's auditor when the credentials file has it (`corridor provision --acls`), else the
+    admin. ConfigError when a principal asked for by name is not in the file."""
+    creds = credentials()
+    if who == "admin":
+        return creds.admin
+    if who is None:
+        return creds.principals.get(auditor_principal(zone), creds.admin)
+    return creds.get(auditor_principal(zone) if who == AUDITOR else who)
+
+
+def audit_public_keys(config: Config, zone: str,
+                      files: Iterable[Path] = ()) -> dict[str, Ed25519PublicKey]:
+    """The keys that may sign ``zone``'s audit checkpoints, by signer id: the PEM files
+    given (an auditor's copies), else the zone's own key in its keys folder (its
+    ``.pub`` file, or derived from the private key). KeyNotFound when there is none."""
+    keys = [load_public_key(f) for f in files] or [
+        zone_public_key(_keys_dir(config, config.zones[zone].keys), zone)]
+    return {signer_id(k): k for k in keys}
 
 
 def kek_provider(config: Config, zone: str) -> Any:

@@ -98,6 +98,33 @@ def test_nobody_but_processors_touches_side_topics_or_offsets(config, granted, r
                    or t.startswith("_corridor.offsets") for t in touched)
 
 
+def test_one_auditor_per_zone_of_the_corridors(config):
+    auditors = {p.name: p.serves for p in acl.principals(config) if p.role == acl.AUDITOR}
+    zones = {z for c in config.corridors.values() for z in (c.origin, c.destination)}
+    assert auditors == {f"auditor-{z}": z for z in zones}
+
+
+def test_auditor_reads_the_evidence_of_its_zone_and_nothing_else(granted):
+    everything = {"hk.audit", "hk.audit.checkpoints", "_corridor.checkpoints.*",
+                  "_corridor.schemas"}
+    assert rights(granted, "auditor-hk") == {("hk", op, "topic", name) for op in (
+        "read", "describe") for name in everything}
+
+
+def test_auditors_never_write_join_a_group_or_read_data(config, granted):
+    auditors = {p.name for p in acl.principals(config) if p.role == acl.AUDITOR}
+    mine = [g for g in granted if g.principal in auditors]
+    assert {g.operation for g in mine} == {"read", "describe"}
+    assert {g.resource for g in mine} == {"topic"}
+    for g in mine:
+        assert g.name.startswith(f"{g.zone}.audit") or g.name in (
+            "_corridor.checkpoints.", "_corridor.schemas"), g
+    assert not any(g.principal in auditors for g in granted
+                   if g.name.startswith(("corridor.", "_corridor.offsets", "_corridor.keys"))
+                   or ".outbound." in g.name or ".withheld." in g.name
+                   or ".quarantine." in g.name)
+
+
 def test_a_processor_may_touch_only_its_own_offsets_topic(config, granted):
     for c in config.corridors:
         mine = {name for _, _, res, name in rights(granted, acl.corridor_principal(c))
@@ -115,6 +142,7 @@ def test_no_cluster_or_wildcard_rights(granted):
         *{("group", f"analytics-{z}") for z in ("eu", "hk", "asean")},
         *{("transactional_id", f"corridor.{n}.") for n in
           ("hk-eu", "hk-asean", "asean-eu", "eu-hk", "asean-hk")},
+        ("topic", "_corridor.checkpoints."),  # the copies of each origin's checkpoints
     }
 
 
