@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from corridor.commands.options import config_option, emit_json, output_option
+from corridor.commands.options import config_option, emit_json, output_option, who_option
 from corridor.commands.options import table as new_table
 from corridor.core import topics
 from corridor.core.audit_check import Break, Evidence, Logged, ZoneCheck, check_zone
@@ -27,10 +27,6 @@ from corridor.keys.signing import public_pem
 from corridor.processor.resolve import acting_principal, audit_public_keys, zone_endpoint
 
 SHOWN = 10  # breaks listed; the count is always complete
-
-WHO_HELP = ("Read as: 'auditor' (each zone's auditor-<zone>), 'admin', or a principal of the "
-            "credentials file. Default: the zone's auditor when it exists, else the admin.")
-
 
 @click.group()
 def audit() -> None:
@@ -44,8 +40,7 @@ def audit() -> None:
 @click.option("--zone", default=None, help="Origin zone to verify (default: every origin "
               "zone of the file, or of --corridor).")
 @click.option("--corridor", "name", default=None, help="Verify only this corridor's chains.")
-@click.option("--as", "who", default=None, envvar="CORRIDOR_AS", show_envvar=True,
-              help=WHO_HELP)
+@who_option
 @click.option("--public-key", "key_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM public key of the zone (`corridor audit public-key`); repeat for "

@@ -3,6 +3,7 @@
 - ``config_option``: ``-c/--config FILE``, default ``$CORRIDOR_CONFIG`` else ``corridors.yaml``.
 - ``output_option``: ``-o/--output table|json``; json is one document on stdout with stable
   keys, nothing else on stdout.
+- ``who_option``: ``--as WHO`` (``$CORRIDOR_AS``): the principal a reading command acts as.
 - ``table(...)``: a rich Table that draws no box characters unless stdout is a terminal.
 - ``emit_json(doc)``: print a JSON document (sorted keys) on stdout.
 """
@@ -35,6 +36,16 @@ def output_option(fn: F) -> F:
     return click.option(
         "-o", "--output", "output", type=click.Choice(["table", "json"]), default="table",
         show_default=True, help="table for people; json (stable keys) for scripts.")(fn)
+
+
+WHO_HELP = ("Read as: 'auditor' (each zone's auditor-<zone>), 'admin', or a principal of the "
+            "credentials file. Default: the zone's auditor when it exists, else the admin.")
+
+
+def who_option(fn: F) -> F:
+    """``--as WHO``: who a reading command acts as (``resolve.acting_principal``)."""
+    return click.option("--as", "who", default=None, envvar="CORRIDOR_AS", show_envvar=True,
+                        help=WHO_HELP)(fn)
 
 
 def interactive() -> bool:

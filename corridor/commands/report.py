@@ -1,8 +1,8 @@
 """`corridor report`: what crossed where, under which instrument, from the audit events;
 and `corridor report --records-of-processing`: the register of the configured transfers.
 
-Reading is one function, :data:`READ_EVENTS` (zone endpoint, principal, audit topic ->
-record values); everything else is ``corridor.core.report``.
+Reading is ``corridor.kafka.evidence.read_log`` (as the zone's auditor by default, ``--as``);
+everything else is ``corridor.core.report``.
 """
 
 from __future__ import annotations
@@ -11,14 +11,13 @@ import datetime as dt
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.console import Console
 
-from corridor.commands.options import config_option, emit_json
+from corridor.commands.options import config_option, emit_json, who_option
 from corridor.core import topics
 from corridor.core.config import Config, load_config
 from corridor.core.errors import ConfigError
@@ -36,13 +35,9 @@ from corridor.core.report import (
     report_layout,
     split_log,
 )
-from corridor.kafka.clients import Endpoint
-from corridor.kafka.report_reader import read_events
-from corridor.processor.resolve import credentials, endpoints_for
-from corridor.zones.credentials import Principal
+from corridor.kafka.evidence import read_log
+from corridor.processor.resolve import acting_principal, endpoints_for
 
-ReadEvents = Callable[[Endpoint, Principal, str], list[bytes]]
-READ_EVENTS: ReadEvents = read_events
 FORMATS = ("md", "json", "html")
 
 
@@ -91,6 +86,7 @@ def _write(text: str, out: str | None) -> None:
 @click.option("--zone", help="Only the corridors leaving this zone.")
 @click.option("--records-of-processing", "register", is_flag=True,
               help="Print the register of the configured transfers instead (no Kafka).")
+@who_option
 @config_option
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="md", show_default=True,
               help="md for terminals and docs; json (stable keys) for scripts; html: one "
@@ -98,7 +94,8 @@ def _write(text: str, out: str | None) -> None:
 @click.option("--out", "out", type=click.Path(dir_okay=False),
               help="Write to this file instead of stdout.")
 def report(from_: str | None, to: str | None, name: str | None, zone: str | None,
-           register: bool, config_path: str, output: str, out: str | None) -> None:
+           register: bool, who: str | None, config_path: str, output: str,
+           out: str | None) -> None:
     """What crossed where, under which transfer instrument, in a time window.
 
     Reads the hash-chained audit events of the origin zones (<zone>.audit) and reports
@@ -160,11 +157,11 @@ def report(from_: str | None, to: str | None, name: str | None, zone: str | None
     corridors, zones = _selection(config, name, zone)
     values: list[bytes] = []
     where = endpoints_for(config, zones)
-    principal = credentials().admin
     with Console(stderr=True).status("reading audit events") as status:
         for z in zones:
             status.update(f"reading {z}/{topics.audit(z)}")
-            values += READ_EVENTS(where[z], principal, topics.audit(z))
+            read = read_log(where[z], acting_principal(z, who), topics.audit(z))
+            values += [r.value or b"" for r in read.records]
     log = split_log(values)
     chains = {c: events for c, events in log.chains.items() if c.corridor in corridors}
     built = build_report(log.events, config, Window(start, end), corridors=corridors,

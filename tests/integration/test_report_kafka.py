@@ -19,8 +19,8 @@ from corridor.core.report import (
     report_document,
     split_log,
 )
+from corridor.kafka.evidence import read_log
 from corridor.kafka.io import TransactionalWriter
-from corridor.kafka.report_reader import read_events
 from tests.integration.conftest import Zones
 from tests.unit.report_fixtures import CONSENT, HOUR, INVALID, SHIPMENT, T0, Chain, sample_config
 
@@ -45,7 +45,8 @@ def test_report_of_events_read_from_a_real_topic(zones: Zones, make_topic: Calla
         write(event)
         if hour == 2:
             write(event)  # committed twice: a replay
-    values = read_events(zones.endpoint("hk"), zones.credentials.admin, topic)
+    values = [r.value or b"" for r in read_log(zones.endpoint("hk"), zones.credentials.admin,
+                                               topic).records]
     assert len(values) == 5
     log = split_log(values)
     doc = report_document(build_report(
