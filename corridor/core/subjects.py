@@ -8,8 +8,8 @@ The raw id is the text of the dataset's ``subject`` field: a string's UTF-8, an 
 long's decimal digits (so ``42`` and ``"42"`` are one person, and a consent record keyed by
 the text ``42`` finds them). A null subject has no id (null).
 
-Collisions: 15 bytes are 120 bits. Among n subjects the chance that two share an id is at
-most n²/2¹²¹: for 1,000,000 subjects 10¹²/2.7·10³⁶ ≈ 4·10⁻²⁵, for 10⁹ subjects 4·10⁻¹⁹. A
+Collisions: 15 bytes are 120 bits. Among n subjects the chance that two share an id is
+at most n²/2¹²¹: for 1,000,000 subjects 10¹²/2.7·10³⁶ ≈ 4·10⁻²⁵; for 10⁹, 4·10⁻¹⁹. A
 collision could only make the ledger count two people as one; it never lets data cross.
 
 **Ledger.** Per origin zone and calendar year (UTC, of the batch's processing time:
@@ -183,7 +183,9 @@ class LedgerState:
         """Distinct subjects of *zone* counted in *year* for *field_class*."""
         return len(self._known.get((zone, year, field_class), {}))
 
-    def reached(self, zone: str, year: int, field_class: FieldClass, subject: str) -> frozenset[str]:
+    def reached(
+        self, zone: str, year: int, field_class: FieldClass, subject: str
+    ) -> frozenset[str]:
         """Destinations *subject* reached in that zone, year and class (empty: not counted)."""
         return self._known.get((zone, year, field_class), {}).get(subject, frozenset())
 
