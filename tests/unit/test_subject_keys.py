@@ -15,17 +15,16 @@ from corridor.core.crypto import (
     DataKey,
     FieldCipher,
     Kek,
-    NonceSource,
     WrappedKey,
     unwrap_data_key,
     wrap_data_key,
 )
 from corridor.core.crypto.decrypt import decrypt_column
 from corridor.core.crypto.subject_keys import (
+    ErasableSealer,
     ErasureMarker,
     SubjectKeyBook,
     SubjectKeyRecord,
-    encrypt_erasable_column,
     erasure_records,
     key_id_secret,
     new_subject_key,
@@ -56,7 +55,8 @@ class Park:
         self.book = SubjectKeyBook()
         self.topic: list[tuple[bytes, bytes | None]] = []
         self.random = counter_random()
-        self.ciphers: dict[str, FieldCipher] = {}
+        self.keys: dict[str, DataKey] = {}
+        self.sealer = ErasableSealer(CORRIDOR, DATASET, FIELD)
 
     def key_for(self, raw: str, scope: str = "hk.outbound.trade.shipment/0") -> str:
         subject = subject_id(raw, ZONE_KEY)
@@ -67,7 +67,7 @@ class Park:
             published = SubjectKeyRecord(wrap_data_key(key, EU_KEK), subject_tag(
                 SECRET, CORRIDOR, subject))
             self.publish(published.key_id.encode(), published.to_json())
-            self.ciphers[key_id] = FieldCipher(key, nonces=NonceSource(lambda n: b"\0" * n))
+            self.keys[key_id] = key
         return key_id
 
     def publish(self, key: bytes, value: bytes | None) -> None:
@@ -76,8 +76,7 @@ class Park:
 
     def encrypt(self, raws: list[str | None], emails: list[str | None]) -> pa.Array:
         ids = [None if r is None else self.key_for(r) for r in raws]
-        return encrypt_erasable_column(pa.array(emails, pa.string()), ids, self.ciphers,
-                                       corridor=CORRIDOR, dataset=DATASET, field_path=FIELD)
+        return self.sealer.seal_column(pa.array(emails, pa.string()), ids, self.keys)
 
     def erase(self, raw: str) -> list[tuple[bytes, bytes]]:
         tag = subject_tag(SECRET, CORRIDOR, subject_id(raw, ZONE_KEY))
@@ -192,10 +191,25 @@ def test_a_value_is_bound_to_its_field_and_an_unknown_key_is_not_erased() -> Non
                              field_path=FIELD, keys=SubjectKeyBook().lookup(unwrap))
 
 
-def test_a_value_without_a_subject_key_is_refused() -> None:
+def test_a_value_without_a_subject_key_or_with_another_corridors_is_refused() -> None:
+    sealer = ErasableSealer(CORRIDOR, DATASET, FIELD)
     with pytest.raises(CryptoError, match="no subject key"):
-        encrypt_erasable_column(pa.array(["x"]), [None], {}, corridor=CORRIDOR,
-                                dataset=DATASET, field_path=FIELD)
+        sealer.seal_column(pa.array(["x"]), [None], {})
+    other = new_subject_key("hk-asean-sk-x", "hk-asean", 0)
+    with pytest.raises(CryptoError, match="belongs to corridor hk-asean"):
+        sealer.seal_column(pa.array(["x"]), ["k"], {"k": other})
+
+
+def test_sealed_values_are_what_a_field_cipher_makes_for_that_key() -> None:
+    park = Park()
+    sealed = park.encrypt(["alice", "alice", "bob"], ["a@x.org", None, "b@y.org"])
+    alice, bob = park.key_for("alice"), park.key_for("bob")
+    reference = [
+        FieldCipher(park.keys[k]).encrypt_column(pa.array([v]), corridor=CORRIDOR,
+                                                 dataset=DATASET, field=FIELD,
+                                                 deterministic=True)[0].as_py()
+        for k, v in ((alice, "a@x.org"), (bob, "b@y.org"))]
+    assert sealed.to_pylist() == [reference[0], None, reference[1]]
 
 
 @settings(max_examples=50, deadline=None)
@@ -209,10 +223,9 @@ def test_round_trip_with_any_erased_subset(rows: list[tuple[str | None, str | No
     values = [v if r is not None else None for r, v in rows]  # and a value without subject
     # is withheld before (subject_missing)
     sealed = park.encrypt(raws, values)
-    again = encrypt_erasable_column(pa.array(values, pa.string()),
-                                    [None if r is None else park.key_for(r) for r in raws],
-                                    park.ciphers, corridor=CORRIDOR, dataset=DATASET,
-                                    field_path=FIELD)
+    again = ErasableSealer(CORRIDOR, DATASET, FIELD).seal_column(
+        pa.array(values, pa.string()), [None if r is None else park.key_for(r) for r in raws],
+        park.keys)
     assert again.equals(sealed)  # a replayed batch writes the same bytes
     for raw in erase:
         park.erase(raw)

@@ -12,14 +12,14 @@ Model (all values frozen):
 - ``Config(path, zones, datasets, corridors, instruments)``
 - ``Instrument(id, kind, reference, parties, signed, expires, purpose, retention_days)``
 - ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig, schema_registry:
-  SchemaRegistryConfig | None)``
-- ``Dataset(name, schema_path, schema, fields, record_class, validate, key_class)``;
+  SchemaRegistryConfig | None, thresholds: Thresholds | None)``
+- ``Dataset(name, schema_path, schema, fields, record_class, validate, key_class, subject)``;
   ``fields`` maps dotted paths to a FieldClass; an unlisted field is
   ``internal``, and a nested field inherits its nearest listed ancestor's class
   (see :meth:`Dataset.class_of`).
 - ``Corridor(name, origin, destination, datasets, legal_basis, format,
   withhold, transform, admit, pseudonym_key, batch, policy_hash, rotate, key,
-  headers, wire, instrument)``; ``key`` is the record key's treatment per dataset, ``headers`` the
+  headers, wire, instrument, purposes, erasable)``; ``key`` is the record key's treatment per dataset, ``headers`` the
   park headers allowed to cross, ``wire`` the framing of avro records (``OutputWire``);
   ``withhold`` and ``transform`` are per dataset, already merged from the
   corridor level and the per-dataset override form.

@@ -20,11 +20,13 @@ destination can tell which erasable values belong to one subject, as a ``pseudon
 of the subject field would tell it. The generation starts at 0 and goes up after an erasure
 (a subject whose data crosses again gets a new key; the old id stays erased).
 
-**Values**: AES-256-GCM-SIV per value with the nonce derived from the subject key
-(``FieldCipher.encrypt_column(deterministic=True)``; format ``0x02`` of
-``corridor.core.crypto.envelope``), bound to corridor, dataset, field path and the subject
-key id. Deterministic on purpose: a replayed batch writes the same bytes. It reveals which
-values *of one subject, in one field* are equal, nothing else.
+**Values** (:class:`ErasableSealer`): AES-256-GCM-SIV per value with the nonce derived from
+the subject key, as ``FieldCipher.encrypt_column(deterministic=True)`` does (format ``0x02``
+of ``corridor.core.crypto.envelope``; ``decrypt_column`` opens them), bound to corridor,
+dataset, field path and the subject key id. Not a FieldCipher per subject: rows of one
+batch use thousands of keys, and a column call per key costs more than the policy itself.
+Deterministic on purpose: a replayed batch writes the same bytes. It reveals which values
+*of one subject, in one field* are equal, nothing else.
 
 **Erasure** writes an :class:`ErasureMarker` on every key id of the subject (never a null
 tombstone: a tombstone is itself removed after ``delete.retention.ms``, after which a
@@ -40,18 +42,20 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from corridor.core.crypto.datakey import KEY_BYTES, Clock, DataKey, Random, WrappedKey
 from corridor.core.crypto.decrypt import decrypt_column
-from corridor.core.crypto.envelope import split
-from corridor.core.crypto.field import FieldCipher
+from corridor.core.crypto.envelope import FORMAT_SIV, KeySchedule, context, split
 from corridor.core.crypto.secret import SecretBytes
+from corridor.core.crypto.values import encode_values
 from corridor.core.errors import CryptoError, Erased
 from corridor.core.policy.values import pseudonym
 
@@ -219,41 +223,50 @@ class SubjectKeyLookup(Mapping[str, DataKey]):
         return sum(1 for _ in self._book)
 
 
-def _groups(ids: Sequence[str | None]) -> dict[str, list[int]]:
-    rows: dict[str, list[int]] = {}
-    for row, key_id in enumerate(ids):
-        if key_id is not None:
-            rows.setdefault(key_id, []).append(row)
-    return rows
+class ErasableSealer:
+    """Encrypts one field's values, row by row, under each row's subject key: AES-256-GCM-SIV
+    with the key's derived nonce, format and context exactly as
+    ``FieldCipher.encrypt_column(deterministic=True)`` (so ``decrypt_column`` opens them).
+    Keeps one key schedule per key id (one HKDF per subject key, not per batch): the
+    processor keeps a sealer per corridor, dataset and field."""
 
+    def __init__(self, corridor: str, dataset: str, field_path: str) -> None:
+        self.corridor, self.dataset, self.field_path = corridor, dataset, field_path
+        self._sealers: dict[str, tuple[bytes, bytes, bytes, AESGCMSIV]] = {}
 
-def _scatter(parts: list[tuple[list[int], pa.Array]], n: int, arrow_type: pa.DataType
-             ) -> pa.Array:
-    """One array of length *n*: each part's values at its rows, null elsewhere."""
-    taken = [row for rows, _ in parts for row in rows]
-    rest = sorted(set(range(n)) - set(taken))
-    values = pa.concat_arrays([a.cast(arrow_type) for _, a in parts]
-                              + [pa.nulls(len(rest), arrow_type)])
-    position = {row: i for i, row in enumerate(taken + rest)}
-    return values.take(pa.array([position[row] for row in range(n)], pa.int64()))
+    def _sealer(self, key: DataKey) -> tuple[bytes, bytes, bytes, AESGCMSIV]:
+        found = self._sealers.get(key.key_id)
+        if found is None:
+            if key.corridor != self.corridor:
+                raise CryptoError(f"subject key {key.key_id} belongs to corridor "
+                                  f"{key.corridor}, not {self.corridor}")
+            schedule = KeySchedule(key)
+            ctx = context(FORMAT_SIV, self.corridor, self.dataset, self.field_path, key.key_id)
+            head = schedule.header(FORMAT_SIV, ctx) + schedule.siv_nonce
+            found = self._sealers[key.key_id] = (head, schedule.siv_nonce, ctx, schedule.siv)
+        return found
 
+    def seal_column(self, values: pa.Array, key_ids: Sequence[str | None],
+                    keys: Mapping[str, DataKey]) -> pa.Array:
+        """``pa.binary()``: row *i* sealed under ``keys[key_ids[i]]``; nulls stay null. A
+        non-null value without a key id is a bug (its subject was not resolved): CryptoError.
+        """
+        out: list[bytes | None] = []
+        for plaintext, key_id in zip(encode_values(values), key_ids, strict=True):
+            if plaintext is None:
+                out.append(None)
+                continue
+            if key_id is None:
+                raise CryptoError(f"a value of {self.dataset}.{self.field_path} has no "
+                                  "subject key")
+            head, nonce, ctx, siv = self._sealer(keys[key_id])
+            out.append(head + siv.encrypt(nonce, bytes(plaintext), ctx))
+        return pa.array(out, pa.binary())
 
-def encrypt_erasable_column(values: pa.Array, key_ids: Sequence[str | None],
-                            ciphers: Mapping[str, FieldCipher], *, corridor: str, dataset: str,
-                            field_path: str) -> pa.Array:
-    """Encrypt row *i* of *values* under ``ciphers[key_ids[i]]`` (GCM-SIV, bound to the
-    field and the subject key id); nulls stay null. A non-null value without a key id is a
-    bug (its subject was not resolved) and raises CryptoError."""
-    valid = values.is_valid().to_pylist()
-    if any(k is None and ok for k, ok in zip(key_ids, valid, strict=True)):
-        raise CryptoError(f"a value of {dataset}.{field_path} has no subject key")
-    parts = []
-    for key_id, rows in _groups(key_ids).items():
-        sealed = ciphers[key_id].encrypt_column(
-            values.take(pa.array(rows, pa.int64())), corridor=corridor, dataset=dataset,
-            field=field_path, deterministic=True)
-        parts.append((rows, sealed))
-    return _scatter(parts, len(values), pa.binary())
+    def forget(self, key_ids: Iterable[str]) -> None:
+        """Drop the schedules of *key_ids* (erased, or drawn in an aborted transaction)."""
+        for key_id in key_ids:
+            self._sealers.pop(key_id, None)
 
 
 @dataclass(frozen=True)
@@ -267,22 +280,24 @@ class ErasableColumn:
 def open_erasable_column(values: pa.Array, arrow_type: pa.DataType, *, corridor: str,
                          dataset: str, field_path: str, keys: Mapping[str, DataKey]
                          ) -> ErasableColumn:
-    """Decrypt a column made by :func:`encrypt_erasable_column`, subject by subject: an
-    erased subject's rows become null with an Erased error each; any other failure
+    """Decrypt a column sealed by :class:`ErasableSealer`: an erased subject's rows become
+    null with an Erased error each; every other row is decrypted, and any other failure
     (KeyNotFound, TamperedCiphertext, ContextMismatch) raises as ``decrypt_column`` does."""
     ids = [None if v is None else split(v)[1].decode(errors="replace")
            for v in values.to_pylist()]
-    parts: list[tuple[list[int], pa.Array]] = []
-    erased: dict[int, Erased] = {}
-    for key_id, rows in _groups(ids).items():
+    gone: dict[str, Erased] = {}
+    for key_id in {k for k in ids if k is not None}:
         try:
-            plain = decrypt_column(values.take(pa.array(rows, pa.int64())), arrow_type,
-                                   corridor=corridor, dataset=dataset, field=field_path,
-                                   keys=keys)
+            keys[key_id]
         except Erased as exc:
-            error = exc if exc.field is not None else Erased(key_id, field_path, exc.erased_at_ms)
-            erased.update(dict.fromkeys(rows, error))
-            continue
-        parts.append((rows, plain))
-    return ErasableColumn(_scatter(parts, len(values), arrow_type), erased)
-
+            gone[key_id] = exc if exc.field is not None else Erased(key_id, field_path,
+                                                                    exc.erased_at_ms)
+        except KeyError:
+            continue  # decrypt_column names it (KeyNotFound)
+    erased = {row: gone[k] for row, k in enumerate(ids) if k is not None and k in gone}
+    if erased:
+        mask = pa.array([row in erased for row in range(len(values))], pa.bool_())
+        values = pc.if_else(mask, pa.scalar(None, values.type), values)
+    plain = decrypt_column(values, arrow_type, corridor=corridor, dataset=dataset,
+                           field=field_path, keys=keys)
+    return ErasableColumn(plain, erased)
