@@ -32,6 +32,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.status", "status"),
     ("corridor.commands.deploy", "deploy"),
     ("corridor.commands.connect", "connect"),
+    ("corridor.commands.subjects", "subjects"),
 ]
 # Development tools: under `corridor dev` (and still reachable by their old names,
 # hidden from the main --help, for scripts written before).

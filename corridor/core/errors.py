@@ -231,3 +231,29 @@ class RegistryUnavailable(CorridorError):
 
     def fields(self) -> dict[str, object]:
         return {"url": self.url, "status": self.status}
+
+
+class ConsentRecordError(CorridorError):
+    """A consent record's value is malformed (``corridor.core.consent``). Carried as a value
+    by the consent view: the subject's records are withheld ``consent_invalid``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"malformed consent record: {reason}")
+
+
+class Erased(CorridorError):
+    """A value was encrypted under a per-subject key that was destroyed (``corridor erase``):
+    the subject was erased. Not a CryptoError: nothing is wrong with the ciphertext, and the
+    rest of the record (and every other subject's values) still reads. ``key_id`` is the
+    subject key's id (it names no one), ``field`` the field's dotted path when known."""
+
+    def __init__(self, key_id: str, field: str | None = None, erased_at_ms: int | None = None
+                 ) -> None:
+        self.key_id, self.field, self.erased_at_ms = key_id, field, erased_at_ms
+        where = f"field {field}: " if field is not None else ""
+        super().__init__(f"{where}the value was encrypted under subject key {key_id}, which was "
+                         "destroyed: its subject was erased")
+
+    def fields(self) -> dict[str, object]:
+        return {"key_id": self.key_id, "field": self.field, "erased_at_ms": self.erased_at_ms}

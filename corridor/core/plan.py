@@ -52,7 +52,7 @@ from corridor.core.config import (
     WireFormat,
 )
 from corridor.core.config.datasets import field_paths
-from corridor.core.config.model import OutputWire
+from corridor.core.config.model import OutputWire, Thresholds
 from corridor.core.crypto import DataKeyRing, FieldCipher, SecretBytes
 from corridor.core.errors import PlanError
 from corridor.core.rules import Rule
@@ -84,6 +84,10 @@ class DatasetPlan:
     # ``wire: confluent``: the egress schema's id in the destination zone's schema registry
     # (None until the processor registered it; the pipeline refuses to frame without it).
     egress_id: int | None = None
+    # The field naming the record's data subject (None: none) and the fields encrypted under
+    # a per-subject key instead of the corridor's data key (corridor.core.crypto.subject_keys).
+    subject: str | None = None
+    erasable: frozenset[str] = frozenset()
 
     @property
     def encrypts(self) -> bool:
@@ -110,6 +114,10 @@ class CorridorPlan:
     pseudonym_key: SecretBytes | None = field(repr=False, default=None)
     # Park headers allowed to cross, by exact name (never a corridor-* one).
     allowed_headers: frozenset[str] = frozenset()
+    # Purposes the subject's consent must cover (corridor.core.consent); (): no check.
+    purposes: tuple[str, ...] = ()
+    # The origin zone's yearly ceilings of distinct subjects (corridor.core.subjects).
+    thresholds: Thresholds | None = None
 
     @property
     def withheld_topic(self) -> str:
@@ -191,6 +199,8 @@ def build_plan(
         pseudonym_key=_pseudonym_key(corridor, pseudonym_secret),
         allowed_headers=frozenset(
             h for h in corridor.headers if not h.lower().startswith(wire.HEADER_PREFIX)),
+        purposes=corridor.purposes,
+        thresholds=config.zones[corridor.origin].thresholds,
     )
 
 
@@ -227,6 +237,8 @@ def _dataset_plan(
         headers=(),
         key=key,
         key_class=dataset.key_class,
+        subject=dataset.subject,
+        erasable=corridor.erasable.get(dataset.name, frozenset()),
     )
     return replace(plan, headers=_headers(corridor, jurisdiction, plan, cipher))
 

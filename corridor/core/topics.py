@@ -59,6 +59,21 @@ def checkpoint_copy(origin: str) -> str:
     return f"{CHECKPOINT_COPIES}.{origin}"
 
 
+# Data subjects (corridor.core.subjects, corridor.core.consent, corridor.core.crypto.subject_keys).
+SUBJECT_KEYS = "_corridor.subject_keys"  # per destination, compacted: per-subject wrapped keys
+
+
+def subject_ledger(origin: str) -> str:
+    """A destination zone's share of ``origin``'s volume ledger (compacted): each batch's ledger
+    delta is written in the destination's transaction; the count is the union over them."""
+    return f"_corridor.subjects.{origin}"
+
+
+def consent(zone: str) -> str:
+    """The zone's consent records (compacted, in the zone itself), written by parks."""
+    return f"{zone}.consent"
+
+
 def dataset_of_outbound(topic: str) -> str:
     """``hk.outbound.trade.shipment`` -> ``trade.shipment``."""
     parts = topic.split(".outbound.", 1)

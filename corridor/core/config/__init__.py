@@ -3,7 +3,8 @@
 model: the values (Config, Zone, Dataset, Corridor, ...); load: ``load_config``;
 document: YAML with line numbers; datasets, corridors, policy: one section each;
 rotation: a corridor's key-rotation schedule; instruments: the transfer instruments
-and a corridor's ``instrument:``. Modules of this package import
+and a corridor's ``instrument:``; subjects: a dataset's ``subject:``, a zone's
+``thresholds:``, a corridor's ``purposes:`` and ``erasable:``. Modules of this package import
 ``.model``, never the package (that is what keeps them acyclic).
 """
 
@@ -18,8 +19,10 @@ from corridor.core.config.model import (
     Instrument,
     KeysConfig,
     KeyTreatment,
+    OnReach,
     RecordClass,
     RecordKind,
+    Thresholds,
     Transform,
     WireFormat,
     Zone,
@@ -35,8 +38,10 @@ __all__ = [
     "InstrumentState",
     "KeyTreatment",
     "KeysConfig",
+    "OnReach",
     "RecordClass",
     "RecordKind",
+    "Thresholds",
     "Transform",
     "WireFormat",
     "Zone",

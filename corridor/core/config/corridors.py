@@ -39,6 +39,7 @@ from corridor.core.config.model import (
 )
 from corridor.core.config.policy import CorridorScope, build_policy, policy_hash
 from corridor.core.config.rotation import RotationSchedule
+from corridor.core.config.subjects import build_purposes, check_subjects
 from corridor.core.wire import HEADER_PREFIX
 
 CORRIDOR_KEYS = (
@@ -57,6 +58,8 @@ CORRIDOR_KEYS = (
     "headers",
     "wire",
     "instrument",
+    "purposes",
+    "erasable",
     "description",
 )
 BATCH_KEYS = ("max_records", "max_wait_ms")
@@ -147,7 +150,11 @@ def _build_corridor(scope: CorridorScope, known: _Instruments) -> Corridor | Non
     batch = _batch(view, problems)
     rotate = _rotate(view, problems)
     headers = _headers(view, problems)
+    purposes = build_purposes(view, problems)
     policy = build_policy(scope, destination)
+    if policy is not None:
+        check_subjects(view, scope.zones.get(origin or ""), scope.datasets, policy.transform,
+                       policy.key, fmt, policy.erasable, purposes, problems)
     if rotate is not None and policy is not None:
         _check_rotate_encrypts(view, policy.transform, policy.key, problems)
     instrument_id = corridor_instrument(view, known.valid, known.declared, problems)
@@ -180,6 +187,8 @@ def _build_corridor(scope: CorridorScope, known: _Instruments) -> Corridor | Non
         headers,
         out_wire,
         instrument,
+        purposes,
+        scope.zones[origin].thresholds,
     )
     return Corridor(
         scope.name,
@@ -199,6 +208,8 @@ def _build_corridor(scope: CorridorScope, known: _Instruments) -> Corridor | Non
         headers,
         out_wire,
         instrument_id,
+        purposes,
+        policy.erasable,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,11 +20,12 @@ from corridor.core.config.document import (
     text_value,
 )
 from corridor.core.config.model import Dataset, FieldClass, RecordClass
+from corridor.core.config.subjects import build_subject
 from corridor.core.errors import RuleError, SchemaError
 from corridor.core.rules import Rule, compile_rule
 from corridor.core.schema import AvroSchema, load_schema
 
-DATASET_KEYS = ("schema", "fields", "record_class", "validate", "key", "description")
+DATASET_KEYS = ("schema", "fields", "record_class", "validate", "key", "subject", "description")
 KEY_KEYS = ("class",)
 RECORD_CLASS_KEYS = ("field", "important_when")
 # A dataset name is part of topic names: lowercase words joined by dots.
@@ -71,10 +73,12 @@ def _build_dataset(name: str, view: MapView, base: Path, problems: Problems) -> 
     record_class = _build_record_class(view, schema, paths, problems)
     validate = _build_validate(view, schema, problems)
     key_class = _build_key_class(view, problems)
+    dataset = Dataset(name, schema_path, schema, MappingProxyType(fields), record_class, validate,
+                      key_class)
+    subject = build_subject(view, dataset, paths, problems)
     if len(problems.errors) > before:
         return None
-    return Dataset(name, schema_path, schema, MappingProxyType(fields), record_class, validate,
-                   key_class)
+    return replace(dataset, subject=subject)
 
 
 def _build_key_class(view: MapView, problems: Problems) -> FieldClass:

@@ -24,10 +24,11 @@ from corridor.core.config.document import (
 )
 from corridor.core.config.instruments import build_instruments
 from corridor.core.config.model import Config, KeysConfig, SchemaRegistryConfig, Zone
+from corridor.core.config.subjects import build_thresholds
 
 TOP_KEYS = ("zones", "datasets", "corridors")
 OPTIONAL_TOP_KEYS = ("instruments",)
-ZONE_KEYS = ("bootstrap", "jurisdiction", "keys", "schema_registry", "description")
+ZONE_KEYS = ("bootstrap", "jurisdiction", "keys", "schema_registry", "thresholds", "description")
 REGISTRY_KEYS = ("url", "user_env", "password_env")
 LOCAL_KEYS = ("provider", "path")
 VAULT_KEYS = ("provider", "addr", "mount", "transit_key", "token_env")
@@ -128,9 +129,10 @@ def _build_zone(name: str, view: MapView, base: Path, problems: Problems) -> Zon
         )
     keys = _build_keys(name, view, base, problems)
     registry = _build_registry(view, problems) if "schema_registry" in view.data else None
+    thresholds = build_thresholds(view, problems)
     if len(problems.errors) > before or bootstrap is None or jurisdiction is None or keys is None:
         return None
-    return Zone(name, bootstrap, jurisdiction, keys, registry)
+    return Zone(name, bootstrap, jurisdiction, keys, registry, thresholds)
 
 
 def _bootstrap_ok(text: str) -> bool:

@@ -12,14 +12,14 @@ Model (all values frozen):
 - ``Config(path, zones, datasets, corridors, instruments)``
 - ``Instrument(id, kind, reference, parties, signed, expires, purpose, retention_days)``
 - ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig, schema_registry:
-  SchemaRegistryConfig | None)``
-- ``Dataset(name, schema_path, schema, fields, record_class, validate, key_class)``;
+  SchemaRegistryConfig | None, thresholds: Thresholds | None)``
+- ``Dataset(name, schema_path, schema, fields, record_class, validate, key_class, subject)``;
   ``fields`` maps dotted paths to a FieldClass; an unlisted field is
   ``internal``, and a nested field inherits its nearest listed ancestor's class
   (see :meth:`Dataset.class_of`).
 - ``Corridor(name, origin, destination, datasets, legal_basis, format,
   withhold, transform, admit, pseudonym_key, batch, policy_hash, rotate, key,
-  headers, wire, instrument)``; ``key`` is the record key's treatment per dataset, ``headers`` the
+  headers, wire, instrument, purposes, erasable)``; ``key`` is the record key's treatment per dataset, ``headers`` the
   park headers allowed to cross, ``wire`` the framing of avro records (``OutputWire``);
   ``withhold`` and ``transform`` are per dataset, already merged from the
   corridor level and the per-dataset override form.
@@ -84,6 +84,15 @@ class KeyTreatment(str, Enum):
     ENCRYPT_DETERMINISTIC = "encrypt-deterministic"
 
 
+class OnReach(str, Enum):
+    """What a zone's volume ledger does at a ceiling (``thresholds: {on_reach: ...}``): ``warn``
+    only says so; ``withhold-new-subjects`` withholds the records of subjects not yet counted
+    this year (``volume_threshold``) while subjects already counted keep crossing."""
+
+    WARN = "warn"
+    WITHHOLD_NEW_SUBJECTS = "withhold-new-subjects"
+
+
 class RecordKind(str, Enum):
     """Class of a whole record: important when its dataset's record_class rule holds."""
 
@@ -141,6 +150,26 @@ class SchemaRegistryConfig:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """An origin zone's yearly ceilings of distinct data subjects (``thresholds:``):
+    ``personal`` counts the subjects whose personal (or sensitive) data crossed, ``sensitive``
+    those whose sensitive data crossed (None: no ceiling for that class). At 80% of a
+    ceiling the processor warns; at the ceiling it does what ``on_reach`` says
+    (``corridor.core.subjects``). Part of the policy hash of the zone's corridors when
+    ``on_reach`` withholds (then it changes what crosses)."""
+
+    personal: int | None
+    sensitive: int | None
+    on_reach: OnReach = OnReach.WARN
+
+    def ceiling(self, field_class: FieldClass) -> int | None:
+        """The ceiling of *field_class* (personal or sensitive), None when it has none."""
+        if field_class is FieldClass.SENSITIVE:
+            return self.sensitive
+        return self.personal if field_class is FieldClass.PERSONAL else None
+
+
+@dataclass(frozen=True)
 class Zone:
     """One Kafka cluster under one jurisdiction. ``bootstrap`` is 'host:port[,host:port...]'.
     ``schema_registry``: where the zone's parks register the schemas of Confluent-framed
@@ -151,6 +180,8 @@ class Zone:
     jurisdiction: str
     keys: KeysConfig
     schema_registry: SchemaRegistryConfig | None = None
+    # Yearly ceilings of distinct data subjects exported from this zone; None: none.
+    thresholds: Thresholds | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +204,9 @@ class Dataset:
     validate: tuple[Rule, ...]
     # The Kafka record key's class (``key: {class: ...}``); undeclared keys are personal.
     key_class: FieldClass = FieldClass.PERSONAL
+    # The dotted path of the field naming the record's data subject (``subject:``): a
+    # personal or sensitive string, int or long field. None: the dataset names none.
+    subject: str | None = None
 
     def class_of(self, path: str) -> FieldClass:
         """Class of dotted *path*: its entry, else its nearest listed ancestor's, else internal."""
@@ -255,6 +289,12 @@ class Corridor:
     wire: OutputWire = OutputWire.SINGLE_OBJECT
     # The id of the transfer instrument it runs under (``Config.instruments``); None: none.
     instrument: str | None = None
+    # Purposes of processing the corridor serves (``purposes:``): a record crosses only
+    # if its subject's consent covers every one (corridor.core.consent). (): no check.
+    purposes: tuple[str, ...] = ()
+    # Per dataset: the fields encrypted under a per-subject key (``erasable:``), so one
+    # subject's values can be erased by destroying the key (corridor.core.crypto.subject_keys).
+    erasable: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def key_treatment(self, dataset: str) -> KeyTreatment:
         """The key treatment of *dataset* on this corridor (pseudonymize unless declared)."""

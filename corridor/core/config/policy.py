@@ -9,6 +9,7 @@ its ``transform`` entries are merged over the corridor's, field by field.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -32,15 +33,18 @@ from corridor.core.config.model import (
     FieldClass,
     Instrument,
     KeyTreatment,
+    OnReach,
     OutputWire,
     RecordKind,
+    Thresholds,
     Transform,
     WireFormat,
     Zone,
 )
+from corridor.core.config.subjects import check_common_erasable, erasable_fields
 from corridor.core.rules import Rule
 
-OVERRIDE_KEYS = ("withhold", "transform", "key")
+OVERRIDE_KEYS = ("withhold", "transform", "key", "erasable")
 TRANSFORMS = [t.value for t in Transform]
 KEY_TREATMENTS = [t.value for t in KeyTreatment]
 # Key classes a corridor may let cross as they are (``key: keep``).
@@ -70,6 +74,9 @@ class Policy:
     withhold: Mapping[str, Rule | None]
     transform: Mapping[str, Mapping[str, Transform]]
     key: Mapping[str, KeyTreatment]
+    # Per dataset: its erasable fields (config.subjects).
+    erasable: Mapping[str, frozenset[str]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True)
@@ -90,9 +97,13 @@ def build_policy(scope: CorridorScope, destination: str | None) -> Policy | None
     valid = [e for e in entries if e.name in scope.datasets]
     if len(valid) == len(entries):
         _check_common_fields(common, [scope.datasets[e.name] for e in valid], problems)
+        carried = [scope.datasets[e.name] for e in valid]
+        every = {p: t for d in carried for p, t in field_paths(d.schema.raw).items()}
+        check_common_erasable(scope.view, carried, every, problems)
     withhold: dict[str, Rule | None] = {}
     transform: dict[str, Mapping[str, Transform]] = {}
     keys: dict[str, KeyTreatment] = {}
+    erasable: dict[str, frozenset[str]] = {}
     for entry in valid:
         dataset = scope.datasets[entry.name]
         withhold[entry.name] = _withhold(scope, entry, dataset, multi=len(entries) > 1)
@@ -100,6 +111,9 @@ def build_policy(scope: CorridorScope, destination: str | None) -> Policy | None
         _check_leaks(scope, entry, dataset, merged, destination)
         transform[entry.name] = MappingProxyType({f: t for f, (t, _, _) in merged.items()})
         keys[entry.name] = _key_treatment(scope, entry, dataset)
+        erasable[entry.name] = erasable_fields(scope.view, entry.override, dataset,
+                                               field_paths(dataset.schema.raw),
+                                               transform[entry.name], problems)
     if len(problems.errors) > before or len(valid) < len(entries):
         return None
     return Policy(
@@ -107,6 +121,7 @@ def build_policy(scope: CorridorScope, destination: str | None) -> Policy | None
         MappingProxyType(withhold),
         MappingProxyType(transform),
         MappingProxyType(keys),
+        MappingProxyType(erasable),
     )
 
 
@@ -333,6 +348,8 @@ def policy_hash(
     headers: tuple[str, ...] = (),
     out_wire: OutputWire = OutputWire.SINGLE_OBJECT,
     instrument: Instrument | None = None,
+    purposes: tuple[str, ...] = (),
+    thresholds: Thresholds | None = None,
 ) -> str:
     """12 hex chars of SHA-256 over the normalised policy and the schemas' fingerprints.
 
@@ -340,8 +357,12 @@ def policy_hash(
     addresses and batch settings: only what changes what crosses. ``wire`` enters only
     when it is not the default, so the hashes of corridors that never set it stay as they were;
     so does ``instrument`` (its id, kind and expiry: a renewed instrument is a new policy).
+    Data subjects enter the same way, each only when set: a dataset's ``subject`` and
+    ``erasable`` fields, the corridor's ``purposes`` (in their order: the first one not
+    consented is the reason given), the origin's ``thresholds`` when they withhold (``warn``
+    changes nothing that crosses).
     """
-    doc = {
+    doc: dict[str, Any] = {
         "corridor": name,
         "from": [origin.name, origin.jurisdiction],
         "to": [destination.name, destination.jurisdiction],
@@ -351,10 +372,15 @@ def policy_hash(
         "pseudonym_key": pseudonym_key,
         "headers": sorted(headers),
         "datasets": [
-            _dataset_doc(datasets[d], policy.withhold[d], policy.transform[d], policy.key[d])
+            _dataset_doc(datasets[d], policy.withhold[d], policy.transform[d], policy.key[d],
+                         policy.erasable.get(d, frozenset()))
             for d in sorted(policy.datasets)
         ],
     }
+    if purposes:
+        doc["purposes"] = list(purposes)
+    if thresholds is not None and thresholds.on_reach is OnReach.WITHHOLD_NEW_SUBJECTS:
+        doc["thresholds"] = [thresholds.personal, thresholds.sensitive, thresholds.on_reach.value]
     if out_wire is not OutputWire.SINGLE_OBJECT:
         doc["wire"] = out_wire.value
     if instrument is not None:
@@ -368,9 +394,10 @@ def _dataset_doc(
     withhold: Rule | None,
     transform: Mapping[str, Transform],
     key: KeyTreatment,
+    erasable: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     rc = dataset.record_class
-    return {
+    doc: dict[str, Any] = {
         "name": dataset.name,
         "schema": dataset.schema.fingerprint.hex(),
         "fields": {p: c.value for p, c in dataset.fields.items()},
@@ -380,3 +407,8 @@ def _dataset_doc(
         "transform": {f: t.value for f, t in transform.items()},
         "key": [dataset.key_class.value, key.value],
     }
+    if dataset.subject is not None:
+        doc["subject"] = dataset.subject
+    if erasable:
+        doc["erasable"] = sorted(erasable)
+    return doc

@@ -1,0 +1,306 @@
+"""Data subjects: the subject id, and the origin zone's yearly volume ledger, as values.
+
+**Subject id.** ``HMAC-SHA256(subject key, raw id)``, first 15 bytes, base64url: the
+20-character token of ``corridor.core.policy.values`` (that kernel, under a key of its own).
+The subject key is HKDF-SHA256 of the origin zone's subject secret (named
+:func:`subject_secret_name`), with the zone in the info: one id per person per origin zone.
+The raw id is the text of the dataset's ``subject`` field: a string's UTF-8, an int or
+long's decimal digits (so ``42`` and ``"42"`` are one person, and a consent record keyed by
+the text ``42`` finds them). A null subject has no id (null).
+
+Collisions: 15 bytes are 120 bits. Among n subjects the chance that two share an id is
+at most n²/2¹²¹: for 1,000,000 subjects 10¹²/2.7·10³⁶ ≈ 4·10⁻²⁵; for 10⁹, 4·10⁻¹⁹. A
+collision could only make the ledger count two people as one; it never lets data cross.
+
+**Ledger.** Per origin zone and calendar year (UTC, of the batch's processing time:
+:func:`calendar_year`), the distinct subjects whose personal data crossed (class
+``personal``: a personal or sensitive field or record key crossed in any form but dropped),
+and separately those whose sensitive data crossed (``sensitive``). An entry also names the
+destination zone it reached, for erasure (:meth:`LedgerState.destinations_of`); the count is
+of distinct subjects whatever the destination.
+
+:func:`admit` decides one batch (one dataset) against a :class:`LedgerState` without
+changing it, and returns the rows it withholds and the ledger *delta* (entries not yet in
+the state). It is a function of the state and of the *set* of subjects in the batch:
+
+- a subject already counted (this zone, year and class) always crosses;
+- new subjects are admitted in subject-id order (not arrival order, so a replayed batch
+  admits exactly the same ones whatever its row order) while each of their classes with a
+  ceiling and ``on_reach: withhold-new-subjects`` has room; the others' rows are withheld
+  ``volume_threshold: ...``; with ``warn`` (or no ceiling) everyone crosses;
+- a row without a subject is withheld ``subject_missing`` (it could not be counted);
+- a class crossing 80% of its ceiling, or reaching it, gives a :class:`ThresholdAlert` (once:
+  on the batch where the level changes).
+
+Exactly once: the processor writes the delta (:func:`ledger_record`) to the compacted
+``ledger`` topic in the same transaction as the batch, and applies it to its state only
+after the commit; on start it rebuilds the state from the topic (read_committed). A batch
+that was aborted counted no one; a replayed batch rewrites the same keys (the key is the
+whole entry), and :meth:`LedgerState.apply` of entries already there changes nothing.
+The ceiling is exact when one writer admits for the zone's ledger at a time (the state
+must hold every committed delta of every corridor out of the zone before the next admit).
+Ledger records are never tombstones: only the processor's principal may write the topic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from corridor.core.config import (
+    Dataset,
+    FieldClass,
+    KeyTreatment,
+    OnReach,
+    Thresholds,
+    Transform,
+)
+from corridor.core.crypto import SecretBytes
+from corridor.core.policy.values import pseudonym, pseudonymize_column
+
+COUNTED = (FieldClass.PERSONAL, FieldClass.SENSITIVE)
+SUBJECT_MISSING = "subject_missing"
+VOLUME_THRESHOLD = "volume_threshold"
+LEDGER_VERSION = 1
+_SUBJECT_INFO = b"corridor subject id v1\0"
+_SEP = "|"
+Reasons = dict[int, str]
+Level = Literal["ok", "warning", "reached"]
+
+
+def subject_secret_name(zone: str) -> str:
+    """Name of the origin zone's subject secret (resolved beside its pseudonym secrets)."""
+    return f"{zone}.subjects"
+
+
+def subject_key(zone: str, secret: SecretBytes | bytes) -> SecretBytes:
+    """The zone's subject-id key: HKDF-SHA256 of its secret, the zone in the info."""
+    material = secret.reveal() if isinstance(secret, SecretBytes) else bytes(secret)
+    return SecretBytes(HKDF(SHA256(), 32, None, _SUBJECT_INFO + zone.encode()).derive(material))
+
+
+def subject_ids(values: pa.Array | pa.ChunkedArray, key: SecretBytes) -> pa.Array:
+    """The subject id (``pa.string()``) of every value of a string, int or long column; nulls
+    stay null. Equal raw ids (an int and its decimal text included) give equal ids."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_integer(values.type):
+        values = pc.cast(values, pa.string())
+    return pseudonymize_column(values, key.reveal())
+
+
+def subject_id(raw: str | int, key: SecretBytes) -> str:
+    """The subject id of one raw id (the per-value reference of :func:`subject_ids`)."""
+    return pseudonym(str(raw).encode("utf-8"), key.reveal())
+
+
+def calendar_year(now_ms: int) -> int:
+    """The UTC calendar year of *now_ms* (Unix milliseconds): the ledger's year."""
+    return dt.datetime.fromtimestamp(now_ms / 1000, dt.UTC).year
+
+
+def crossing_classes(
+    dataset: Dataset, transforms: Mapping[str, Transform], key: KeyTreatment
+) -> frozenset[FieldClass]:
+    """The ledger classes a record of *dataset* adds its subject to on a corridor with these
+    transforms and key treatment: ``personal`` when a personal or sensitive field (not dropped,
+    nor inside a dropped record) or record key (not dropped) crosses, plus ``sensitive`` when a
+    sensitive one does."""
+    dropped = [p for p, t in transforms.items() if t is Transform.DROP]
+    crossing = {c for p, c in dataset.fields.items()
+                if not any(p == d or p.startswith(d + ".") for d in dropped)}
+    if key is not KeyTreatment.DROP:
+        crossing.add(dataset.key_class)
+    out = {FieldClass.PERSONAL} if crossing & set(COUNTED) else set()
+    if FieldClass.SENSITIVE in crossing:
+        out.add(FieldClass.SENSITIVE)
+    return frozenset(out)
+
+
+@dataclass(frozen=True, order=True)
+class LedgerEntry:
+    """One subject of one origin zone, year and class, reached one destination zone."""
+
+    zone: str
+    year: int
+    field_class: FieldClass
+    destination: str
+    subject: str
+
+    @property
+    def record_key(self) -> bytes:
+        """``zone|year|class|destination|subject``: a replay rewrites the same key."""
+        return _SEP.join((self.zone, str(self.year), self.field_class.value, self.destination,
+                          self.subject)).encode()
+
+    @classmethod
+    def from_record_key(cls, key: bytes) -> LedgerEntry:
+        """Parse a ledger record key; ValueError naming what is wrong."""
+        parts = key.decode("utf-8").split(_SEP)
+        if len(parts) != 5 or not parts[1].isdigit() or not all(parts):
+            raise ValueError(f"not a ledger key (zone|year|class|destination|subject): {key!r}")
+        field_class = FieldClass(parts[2])
+        if field_class not in COUNTED:
+            raise ValueError(f"ledger class must be personal or sensitive, got {parts[2]!r}")
+        return cls(parts[0], int(parts[1]), field_class, parts[3], parts[4])
+
+
+def ledger_record(entry: LedgerEntry, corridor: str) -> tuple[bytes, bytes]:
+    """The compacted ledger topic's record of *entry* (key, value): the value names the
+    corridor that first carried it there (deterministic: a replay writes the same bytes)."""
+    value = json.dumps({"v": LEDGER_VERSION, "corridor": corridor}, separators=(",", ":"))
+    return entry.record_key, value.encode()
+
+
+class LedgerState:
+    """The ledger's entries, folded. :meth:`apply` is idempotent and order-insensitive (a set
+    union); :func:`admit` reads it and never changes it."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self, entries: Iterable[LedgerEntry] = ()) -> None:
+        # (zone, year, class) -> subject -> destinations reached (one frozenset per set seen).
+        self._known: dict[tuple[str, int, FieldClass], dict[str, frozenset[str]]] = {}
+        self.apply(entries)
+
+    def apply(self, entries: Iterable[LedgerEntry]) -> None:
+        """Add *entries* (a committed delta, or records read back); repeats change nothing."""
+        interned: dict[frozenset[str], frozenset[str]] = {}
+        for e in entries:
+            subjects = self._known.setdefault((e.zone, e.year, e.field_class), {})
+            reached = subjects.get(e.subject, frozenset()) | {e.destination}
+            subjects[e.subject] = interned.setdefault(reached, reached)
+
+    def count(self, zone: str, year: int, field_class: FieldClass) -> int:
+        """Distinct subjects of *zone* counted in *year* for *field_class*."""
+        return len(self._known.get((zone, year, field_class), {}))
+
+    def reached(
+        self, zone: str, year: int, field_class: FieldClass, subject: str
+    ) -> frozenset[str]:
+        """Destinations *subject* reached in that zone, year and class (empty: not counted)."""
+        return self._known.get((zone, year, field_class), {}).get(subject, frozenset())
+
+    def destinations_of(self, zone: str, subject: str) -> frozenset[str]:
+        """Every destination zone *subject* of *zone* reached, any year and class (erasure)."""
+        out: set[str] = set()
+        for (z, _, _), subjects in self._known.items():
+            if z == zone:
+                out |= subjects.get(subject, frozenset())
+        return frozenset(out)
+
+    def counts(self) -> dict[tuple[str, int, FieldClass], int]:
+        """Every (zone, year, class) with its count."""
+        return {k: len(v) for k, v in sorted(self._known.items())}
+
+    def entries(self) -> Iterator[LedgerEntry]:
+        """Every entry, in order."""
+        for (zone, year, cls), subjects in sorted(self._known.items()):
+            for subject, reached in sorted(subjects.items()):
+                for destination in sorted(reached):
+                    yield LedgerEntry(zone, year, cls, destination, subject)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LedgerState):
+            return NotImplemented
+        return list(self.entries()) == list(other.entries())
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class ThresholdAlert:
+    """A class of a zone's ledger crossed 80% of its ceiling (``warning``) or reached it."""
+
+    zone: str
+    year: int
+    field_class: FieldClass
+    count: int
+    ceiling: int
+    level: Level
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What :func:`admit` decided: rows withheld (row -> reason), the ledger entries to write
+    with the batch (sorted, each once), and alerts."""
+
+    withheld: Reasons
+    delta: tuple[LedgerEntry, ...]
+    alerts: tuple[ThresholdAlert, ...]
+
+
+def level(count: int, ceiling: int) -> Level:
+    """``reached`` at the ceiling, ``warning`` from 80% of it, else ``ok``."""
+    if count >= ceiling:
+        return "reached"
+    return "warning" if count * 5 >= ceiling * 4 else "ok"
+
+
+def volume_reason(zone: str, year: int, field_class: FieldClass, ceiling: int) -> str:
+    return (f"{VOLUME_THRESHOLD}: {field_class.value} subjects of zone {zone} in {year} "
+            f"reached the ceiling {ceiling}")
+
+
+def admit(
+    state: LedgerState,
+    subjects: Sequence[str | None],
+    *,
+    zone: str,
+    destination: str,
+    year: int,
+    classes: Collection[FieldClass],
+    thresholds: Thresholds | None,
+    skip: Collection[int] = (),
+) -> Admission:
+    """Decide one batch: see the module docstring. ``subjects[row]`` is the row's subject id;
+    rows in *skip* (already withheld or quarantined) are neither decided nor counted.
+    *classes*: :func:`crossing_classes` of the batch's dataset (none: nothing is counted)."""
+    counted = [c for c in COUNTED if c in classes]
+    if not counted:
+        return Admission({}, (), ())
+    withheld: Reasons = {}
+    rows: dict[str, list[int]] = {}
+    for row, subject in enumerate(subjects):
+        if row in skip:
+            continue
+        if subject is None:
+            withheld[row] = SUBJECT_MISSING
+        else:
+            rows.setdefault(subject, []).append(row)
+    ceilings = {c: thresholds.ceiling(c) if thresholds is not None else None for c in counted}
+    limited = thresholds is not None and thresholds.on_reach is OnReach.WITHHOLD_NEW_SUBJECTS
+    before = {c: state.count(zone, year, c) for c in counted}
+    added = dict.fromkeys(counted, 0)
+    delta: list[LedgerEntry] = []
+    for subject in sorted(rows):
+        reached = {c: state.reached(zone, year, c, subject) for c in counted}
+        fresh = [c for c in counted if not reached[c]]
+        full = [c for c in fresh if limited and _at_ceiling(before[c] + added[c], ceilings[c])]
+        if full:
+            reason = volume_reason(zone, year, full[0], ceilings[full[0]] or 0)
+            withheld.update(dict.fromkeys(rows[subject], reason))
+            continue
+        for c in fresh:
+            added[c] += 1
+        delta.extend(LedgerEntry(zone, year, c, destination, subject)
+                     for c in counted if destination not in reached[c])
+    alerts = tuple(
+        ThresholdAlert(zone, year, c, before[c] + added[c], ceiling, level(before[c] + added[c],
+                                                                           ceiling))
+        for c in counted
+        if (ceiling := ceilings[c]) is not None
+        and level(before[c], ceiling) != level(before[c] + added[c], ceiling))
+    return Admission(dict(sorted(withheld.items())), tuple(sorted(delta)), alerts)
+
+
+def _at_ceiling(count: int, ceiling: int | None) -> bool:
+    return ceiling is not None and count >= ceiling
