@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.principals", "principals"),
     ("corridor.commands.tail", "tail"),
     ("corridor.commands.verify", "verify"),
+    ("corridor.commands.held", "held"),
     ("corridor.commands.demo", "demo"),
     ("corridor.commands.status", "status"),
     ("corridor.commands.deploy", "deploy"),
