@@ -241,8 +241,7 @@ def as_json(report: ReleaseReport) -> dict[str, object]:
         "crossed_by_previous": dict(Counter(r.outcome.value for r in report.crossed)),
         "crossed_lineages": ranges(r.lineage for r in report.crossed),
         "still_held": len(report.still_held),
-        "still_held_by_reason": dict(Counter(f"{o.value}: {why}"
-                                             for _, o, why in report.still_held)),
+        "still_held_by_reason": dict(Counter(why for _, _, why in report.still_held)),
         "still_held_lineages": [str(r.lineage) for r, _, _ in report.still_held[:SHOWN]],
         "already_released": len(report.already),
         "already_released_by": dict(Counter(rid for _, rid in report.already)),
@@ -264,7 +263,7 @@ def show_report(console: Console, report: ReleaseReport) -> None:
     table.add_row(verb, ", ".join(f"was {k}: {v}" for k, v in previous.items()),
                   str(len(report.crossed)))
     table.add_row("stay held", "", str(len(report.still_held)))
-    for why, count in Counter(f"{o.value}: {why}" for _, o, why in report.still_held).items():
+    for why, count in Counter(why for _, _, why in report.still_held).items():
         table.add_row("", why[:80], str(count))
     table.add_row("already released", ", ".join(sorted({rid for _, rid in report.already})),
                   str(len(report.already)))
