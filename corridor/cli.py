@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.verify", "verify"),
     ("corridor.commands.audit", "audit"),
     ("corridor.commands.report", "report"),
+    ("corridor.commands.held", "held"),
     ("corridor.commands.demo", "demo"),
     ("corridor.commands.status", "status"),
     ("corridor.commands.deploy", "deploy"),

@@ -11,6 +11,7 @@ from corridor.commands.options import config_option, emit_json, output_option
 from corridor.commands.options import table as new_table
 from corridor.core.config import load_config
 from corridor.core.errors import ConfigError
+from corridor.core.release import summarize
 from corridor.core.verify import VerifyReport
 from corridor.kafka.verify_reader import VerifyInput, read_verify_input
 from corridor.processor.resolve import credentials, endpoints_for
@@ -26,10 +27,11 @@ def verify(name: str, config_path: str, output: str) -> None:
     """Check the accounting invariant of corridor NAME (docs/DESIGN.md section 9).
 
     Every source record below the committed position must appear exactly once
-    in exactly one of delivered, withheld or quarantined. Prints totals per
-    outcome and reason, duplicates, missing records and gaps; exits 1 on any
-    violation, 0 when the invariant holds. -o json prints the totals, reasons and
-    the first violations of each kind as one document.
+    in exactly one of delivered, withheld or quarantined, or be released (held,
+    then delivered once by `corridor held release`). Prints totals per outcome
+    and reason, the releases, duplicates, missing records and gaps; exits 1 on
+    any violation, 0 when the invariant holds. -o json prints the totals, reasons,
+    releases and the first violations of each kind as one document.
     """
     config = load_config(config_path)
     if name not in config.corridors:
@@ -55,6 +57,9 @@ def as_json(name: str, report: VerifyReport, found: VerifyInput) -> dict[str, ob
         "corridor": name, "ok": bool(report.ok and not found.unreadable),
         "source": report.source, "delivered": report.delivered,
         "withheld": report.withheld, "quarantined": report.quarantined,
+        "released": report.released,
+        "released_by_previous": dict(report.released_by_previous),
+        "releases": summarize(found.released),
         "pending": report.pending, "ahead": report.ahead,
         "side_rewrites": report.side_rewrites,
         "withheld_by_reason": dict(report.withheld_by_reason),
@@ -84,11 +89,17 @@ def show(console: Console, name: str, report: VerifyReport, found: VerifyInput) 
             table.add_row("", reason[:80], str(count))
         if len(reasons) > SHOWN:
             table.add_row("", f"... {len(reasons) - SHOWN} more reasons", "")
+    table.add_row("released (held, then crossed)", "", str(report.released))
+    for previous, count in report.released_by_previous.items():
+        table.add_row("", f"was {previous}", str(count))
     table.add_row("pending (not yet committed)", "", str(report.pending))
     table.add_row("ahead of the committed position", "", str(report.ahead))
     table.add_row("withheld/quarantine rewrites", "", str(report.side_rewrites))
     table.add_row("expired from the source", "", str(report.expired))
     console.print(table)
+    for r in summarize(found.released):
+        console.print(f"release {r['release']}: {r['records']} records, by {r['by']}, "
+                      f"reason: {r['reason']}")
     for gap in report.gaps:
         console.print(f"gap ({gap.kind}): {gap.topic}/{gap.partition} offsets "
                       f"{gap.start}..{gap.end - 1} were gone before the corridor read them")

@@ -11,7 +11,9 @@ One SCRAM principal per role (docs/DESIGN.md section 11):
   ``_corridor.schemas|keys`` under transactional ids ``corridor.<name>.*``, and
   reads its ``_corridor.offsets.<name>`` back (with the
   OffsetReader's random ``corridor-offset-reader-*`` group), the published data
-  keys of ``_corridor.keys`` and the operator's ``_corridor.control`` commands.
+  keys of ``_corridor.keys`` and the operator's ``_corridor.control`` commands. For
+  `corridor held release`: reads its withheld and quarantine topics, and reads and
+  writes its ``_corridor.released.<name>``.
 - ``analytics-<zone>``: consumers in a destination zone. Reads the corridor
   topics that arrive in its zone, plus ``_corridor.schemas`` and
   ``_corridor.keys`` (the SDK needs the egress schemas, and the data keys are
@@ -174,6 +176,12 @@ def _corridor_grants(c: Corridor) -> set[ZoneGrant]:
     out |= _topic(dest, who, CONTROL_TOPIC, "read", "describe")
     for prefix in (OFFSET_READER_GROUPS, SDK_READER_GROUPS, CONTROL_GROUPS):
         out.add(ZoneGrant(dest, who, "read", "group", prefix, prefixed=True))
+    # `corridor held release` runs as this principal: it reads what the corridor held back
+    # (with the random ``corridor-reader-*`` readers) and reads and writes its release markers.
+    for side in (topics.withheld(c), topics.quarantine(c)):
+        out |= _topic(origin, who, side, "read")
+    out.add(ZoneGrant(origin, who, "read", "group", SDK_READER_GROUPS, prefixed=True))
+    out |= _topic(dest, who, topics.released_topic(c.name), "read", "write", "describe")
     for op in ("write", "describe"):
         out.add(ZoneGrant(dest, who, op, "transactional_id", transactional_prefix(c.name),
                           prefixed=True))

@@ -3,7 +3,7 @@
 ``Outbox.batch`` turns a ``BatchResult`` into
 
 - the *side* records, for the origin: withheld and quarantined records (keyed
-  by lineage, the reason in a header) and the batch's audit event;
+  by lineage, the reason and the source key in headers) and the batch's audit event;
 - the *out* records, for the destination transaction, in this order: egress
   schemas not yet published, wrapped data keys not yet committed, the
   delivered records, and the batch's stored position (``core.offsets``).
@@ -25,7 +25,7 @@ from typing import NamedTuple
 from corridor.core import topics, wire
 from corridor.core.model import OutMessage
 from corridor.core.offsets import encode_offset, offset_key, offset_partition
-from corridor.core.pipeline import BatchResult
+from corridor.core.pipeline import BatchResult, SideRecord
 from corridor.core.plan import CorridorPlan
 
 
@@ -78,8 +78,8 @@ class Outbox:
         side: list[OutMessage] = []
         for target, records in ((self.withheld_topic, result.withheld),
                                 (self.quarantine_topic, result.quarantined)):
-            side += [OutMessage(target, r.value, str(r.lineage).encode(),
-                                [(wire.REASON, r.reason.encode())]) for r in records]
+            side += [OutMessage(target, r.value, str(r.lineage).encode(), _held_headers(r))
+                     for r in records]
         audit = {"corridor": self.corridor, "topic": topic, "partition": partition,
                  "first": first, "last": last, **result.counts(), "policy": self.policy_id,
                  "ts_ms": now_ms}
@@ -111,6 +111,14 @@ class Outbox:
                  "partition": partition, "from": expected, "to": low, "ts_ms": now_ms}
         key = f"{self.corridor}|{topic}|{partition}|gap|{expected}"
         return OutMessage(self.audit_topic, json.dumps(event).encode(), key.encode())
+
+
+def _held_headers(record: SideRecord) -> list[tuple[str, bytes | None]]:
+    """The reason, and the source key when there was one (`corridor held release` re-runs it)."""
+    headers: list[tuple[str, bytes | None]] = [(wire.REASON, record.reason.encode())]
+    if record.key is not None:
+        headers.append((wire.SOURCE_KEY, record.key))
+    return headers
 
 
 def delivered(result: BatchResult, topic: str, partition: int | None) -> list[OutMessage]:

@@ -24,6 +24,12 @@ def offsets_topic(corridor_name: str) -> str:
     return f"{OFFSETS}.{corridor_name}"
 
 
+def released_topic(corridor_name: str) -> str:
+    """The destination topic of one corridor's release markers (`corridor held release`):
+    compacted, keyed by lineage; a marker commits with the released record."""
+    return f"_corridor.released.{corridor_name}"
+
+
 def outbound(zone: str, dataset: str) -> str:
     return f"{zone}.outbound.{dataset}"
 
@@ -114,6 +120,7 @@ def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
         add(c.origin, quarantine(c), partitions, COMPACTED)
         add(c.origin, audit(c.origin), 1, COMPACTED)
         add(c.destination, offsets_topic(c.name), partitions, COMPACTED)
+        add(c.destination, released_topic(c.name), 1, COMPACTED)
         for internal in (SCHEMAS, KEYS):
             add(c.destination, internal, 1, COMPACTED)
         add(c.destination, CONTROL, 1, CONTROL_CONFIG)

@@ -1,16 +1,22 @@
 """The accounting invariant of docs/DESIGN.md section 9, checked on values (pure: no Kafka).
 
 Every source record below the committed position of its (topic, partition)
-must appear exactly once in exactly one of delivered, withheld or quarantined.
+must appear exactly once in exactly one of delivered, withheld or quarantined, or
+be ``released``: held (withheld or quarantined) first, then delivered once by
+`corridor held release`, which wrote a release marker for its lineage
+(``core.release``). A released record counts once, as released (by the outcome
+it was held under), not as held nor as delivered.
 
 What counts as a violation (``VerifyReport.ok`` is False):
 
 - ``missing``: a source record below the committed position with no outcome (lost);
 - ``delivered_duplicates``: a lineage delivered twice (the corridor topics are
   read at read_committed, so a duplicate there is a real double delivery);
-- ``conflicts``: a lineage in two different outcomes;
+- ``conflicts``: a lineage in two different outcomes (held and delivered without a
+  release marker, or withheld and quarantined);
 - ``unknown``: an outcome whose lineage is no source record (nor one that
-  retention already removed from the source).
+  retention already removed from the source); a release marker whose lineage was
+  never held, or whose record was never delivered.
 
 What is counted but is not a violation:
 
@@ -67,6 +73,8 @@ class VerifyReport:
     ahead: int = 0
     expired: int = 0
     gaps: tuple[Gap, ...] = field(default_factory=tuple)
+    released: int = 0
+    released_by_previous: Mapping[str, int] = field(default_factory=dict)  # held as -> count
 
     @property
     def ok(self) -> bool:
@@ -77,7 +85,7 @@ class VerifyReport:
 
     @property
     def accounted(self) -> int:
-        return self.delivered + self.withheld + self.quarantined
+        return self.delivered + self.withheld + self.quarantined + self.released
 
     def violations(self) -> int:
         return (len(self.missing) + len(self.delivered_duplicates) + len(self.conflicts)
@@ -140,6 +148,7 @@ def verify(
     quarantined: Iterable[tuple[str, str]] = (),
     gaps: Iterable[Gap] = (),
     log_start: Mapping[Partition, int] | None = None,
+    released: Iterable[str] = (),
 ) -> VerifyReport:
     """Check the invariant.
 
@@ -148,18 +157,23 @@ def verify(
     ``delivered``: the ``corridor-lineage`` of every delivered record, one per record,
     duplicates included; ``withheld`` / ``quarantined``: (lineage key, reason) of every
     record of those topics; ``gaps``: recorded gap events; ``log_start``: first offset
-    still in each source partition (defaults to 0).
+    still in each source partition (defaults to 0); ``released``: the lineage of every
+    release marker.
     """
     starts = dict(log_start or {})
     records = {_as_lineage(s) for s in source}
     found = _collect(delivered, withheld, quarantined)
+    marked = {ln for ln in map(_parse, released) if ln is not None}
+    unknown = sorted(found.malformed)
+    unknown += sorted(f"{ln} (released, but not held and delivered)" for ln in marked
+                      if not _held_then_delivered(found.seen.get(ln, set())))
 
     def below(ln: Lineage) -> bool:
         return ln.offset < committed.get((ln.topic, ln.partition), 0)
 
     checked = {ln for ln in records if below(ln)}
-    unknown = sorted(found.malformed)
     counts: Counter[Outcome] = Counter()
+    previous: Counter[str] = Counter()
     by_reason: dict[Outcome, Counter[str]] = {Outcome.WITHHELD: Counter(),
                                               Outcome.QUARANTINED: Counter()}
     conflicts, ahead, expired = [], 0, 0
@@ -172,6 +186,10 @@ def verify(
             continue
         if not below(lineage):
             ahead += 1
+            continue
+        if lineage in marked and _held_then_delivered(outcomes):
+            # held, then released: one record, one final outcome
+            previous.update(o.value for o in outcomes if o is not Outcome.DELIVERED)
             continue
         if len(outcomes) > 1:
             conflicts.append(lineage)
@@ -196,7 +214,14 @@ def verify(
         ahead=ahead,
         expired=expired,
         gaps=_gaps(gaps, starts, found.seen.keys()),
+        released=sum(previous.values()),
+        released_by_previous=dict(previous.most_common()),
     )
+
+
+def _held_then_delivered(outcomes: set[Outcome]) -> bool:
+    """One held outcome and delivered: what a release leaves."""
+    return len(outcomes) == 2 and Outcome.DELIVERED in outcomes
 
 
 def _gaps(recorded: Iterable[Gap], starts: Mapping[Partition, int],

@@ -4,8 +4,9 @@ Every name here is read by code that is not ours (consumers, connectors, auditor
 change one and every reader breaks. Topic names live in ``corridor.core.topics``.
 
 - Avro single-object framing: ``AVRO_MAGIC`` + 8-byte fingerprint + body (Avro spec).
-- Residency headers on every corridor record (docs/DESIGN.md section 6), and ``REASON`` on
-  withheld and quarantined records in the origin.
+- Residency headers on every corridor record (docs/DESIGN.md section 6), and ``REASON`` and
+  ``SOURCE_KEY`` on withheld and quarantined records in the origin; ``RELEASED`` on a record
+  that crossed later, by `corridor held release`.
 - Lineage text: ``topic/partition/offset`` for a record, ``...#row`` for a row of an
   Arrow IPC source message; ``topic/partition/first-last`` for an Arrow corridor batch,
   whose Kafka key is ``topic/partition``.
@@ -31,6 +32,10 @@ POLICY = "corridor-policy"  # value: policy_id(corridor, hash)
 LINEAGE = "corridor-lineage"
 KEY_ID = "corridor-key"  # the data key id, when any field is encrypted
 REASON = "corridor-reason"  # withheld / quarantined records, in the origin
+# Withheld / quarantined records: the source record's key (absent: the key was null), so
+# `corridor held release` re-runs the record as it came even after the source expired.
+SOURCE_KEY = "corridor-source-key"
+RELEASED = "corridor-released"  # a record delivered by `corridor held release`: the release id
 
 # -- Arrow corridor batches -------------------------------------------------------------
 LINEAGE_OFFSET = "_lineage_offset"  # int64: each row's source offset

@@ -1,7 +1,8 @@
 """Reads what `corridor verify` checks, from the real topics of one corridor.
 
 Order matters for a running corridor: committed offsets are read FIRST, then
-the outcome topics, then the sources. Outcomes read later can only be ahead
+the outcome topics (the release markers after the corridor topics: a marker
+commits with its record, so none is seen without it), then the sources. Outcomes read later can only be ahead
 of the committed position (counted as "ahead", not a violation), never
 behind it; a source read last holds every record below that position.
 """
@@ -18,6 +19,7 @@ from corridor.core.codec.arrow_batches import arrow_rows
 from corridor.core.config import Corridor
 from corridor.core.errors import DecodeError
 from corridor.core.model import Lineage
+from corridor.core.release import Marker
 from corridor.core.verify import Gap, VerifyReport, verify
 from corridor.core.wire import (
     AVRO_MAGIC,
@@ -30,6 +32,7 @@ from corridor.core.wire import (
     lineage_text,
 )
 from corridor.kafka.clients import Endpoint
+from corridor.kafka.held import read_markers
 from corridor.kafka.io import Record, read_to_end, watermarks
 from corridor.kafka.offsets import OffsetReader
 from corridor.zones.credentials import Principal
@@ -49,10 +52,12 @@ class VerifyInput:
     quarantined: list[tuple[str, str]] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # corridor messages that do not parse
+    released: list[Marker] = field(default_factory=list)  # `corridor held release` markers
 
     def check(self) -> VerifyReport:
         return verify(self.source, self.committed, self.delivered, self.withheld,
-                      self.quarantined, self.gaps, self.log_start)
+                      self.quarantined, self.gaps, self.log_start,
+                      [m.lineage for m in self.released])
 
 
 def _delivered_lineages(value: bytes | None, header: str | None) -> list[str]:
@@ -122,6 +127,8 @@ def read_verify_input(origin: Endpoint, dest: Endpoint, corridor: Corridor,
                 found.delivered.extend(_delivered_lineages(rec.value, rec.header(LINEAGE)))
             except DecodeError:
                 found.unreadable.append(f"{topic}/{rec.partition}/{rec.offset}")
+    progress(f"reading {dest.zone}/{topics.released_topic(corridor.name)}")
+    found.released = list(read_markers(dest, principal, corridor.name, missing_ok=True).values())
     progress(f"reading {origin.zone}/{topics.withheld(corridor)}, quarantine and audit")
     found.withheld = _side(origin, principal, topics.withheld(corridor))
     found.quarantined = _side(origin, principal, topics.quarantine(corridor))

@@ -10,7 +10,10 @@ Every denial is asserted as the specific Kafka error code, and recorded for the
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from corridor.dev.sample import generate_records
 from corridor.kafka import admin as kadmin
 from corridor.kafka.acl_sync import drop_principals, sync_acls
 from corridor.kafka.clients import client_config
+from corridor.kafka.io import read_to_end
 from corridor.keys.local import LocalKekProvider
 from corridor.processor.resolve import zone_endpoint
 from corridor.sdk import CorridorConsumer
@@ -112,7 +116,8 @@ def env(zones, tmp_path_factory) -> Iterator[Env]:
     yield Env(path, config, creds, names)
     drop_principals(config, endpoints, creds)
     for plan in plans:
-        if not plan.name.startswith("_corridor.") or plan.name.startswith(topics.OFFSETS + "."):
+        if not plan.name.startswith("_corridor.") or plan.name.startswith(
+                (topics.OFFSETS + ".", topics.released_topic(""))):
             kadmin.delete_topics(zones.admin(cluster[plan.zone]), [plan.name])
 
 
@@ -300,6 +305,43 @@ def test_corridor_runs_end_to_end_on_least_rights(env, tmp_path):
     records = list(consumer.records(idle_timeout_s=3))
     assert 0 < len(records) <= counts[SHIPMENT]
     assert any("@" in (r.value.get("contact_email") or "") for r in records)  # decrypted
+
+
+def test_held_release_runs_on_least_rights(env, tmp_path):
+    """`corridor held release` as corridor-<name>: withheld under a rule since dropped, the
+    records cross (encrypted field, markers, audit event), with no admin right."""
+    n = env.n
+    park = env.who(acl.park_principal(n["o1"], SHIPMENT))
+    producer = Producer(client_config(env.endpoint("o1"), park, {"enable.idempotence": True}))
+    for i, value in enumerate(generate_records(env.config.datasets[SHIPMENT], 60, seed=9)):
+        producer.produce(topics.outbound(n["o1"], SHIPMENT), value, f"r{i}".encode())
+    assert producer.flush(DEADLINE_S) == 0
+    environment = {**os.environ, "CORRIDOR_CREDENTIALS": str(env.creds.path),
+                   "CORRIDOR_HOME": str(REPO)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CORRIDOR_CREDENTIALS", str(env.creds.path))
+        proc = Processor(_as_env(env), tmp_path, "acl-held", "--until-caught-up",
+                         "--idle-ms", "1500")
+    try:
+        assert proc.wait(120) == 0, proc.log()[-3000:]
+    finally:
+        proc.close()
+    relaxed = tmp_path / "corridors.yaml"  # today's policy: the consent rule was dropped
+    relaxed.write_text(env.path.read_text().replace('    withhold: "consent == false"\n', "", 1))
+    done = subprocess.run([sys.executable, "-m", "corridor.cli", "held", "release", "--corridor",
+                           n["c1"], "--reason", "consent rule withdrawn", "--held-reason", "withhold:",
+                           "-c", str(relaxed),
+                           "-o", "json"], capture_output=True, text=True, cwd=REPO,
+                          env=environment, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "running_as_admin" not in done.stderr
+    report = json.loads(done.stdout)
+    assert report["principal"] == acl.corridor_principal(n["c1"])
+    assert report["crossed"] > 0 and report["crossed_by_previous"] == {
+        "withheld": report["crossed"]}
+    markers = list(read_to_end(env.endpoint("d"), env.who(acl.corridor_principal(n["c1"])),
+                               topics.released_topic(n["c1"])))
+    assert len(markers) == report["crossed"]
 
 
 def _as_env(env: Env):  # the CorridorEnv shape Processor needs

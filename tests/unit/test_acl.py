@@ -73,6 +73,11 @@ def test_corridor_processor_rights_are_exactly_its_own(granted):
         ("eu", "read", "group", "corridor-control-*"),
         ("eu", "write", "transactional_id", "corridor.hk-eu.*"),
         ("eu", "describe", "transactional_id", "corridor.hk-eu.*"),
+        # corridor held release
+        ("hk", "read", "topic", "hk.withheld.hk-eu"),
+        ("hk", "read", "topic", "hk.quarantine.hk-eu"),
+        ("hk", "read", "group", "corridor-reader-*"),
+        *{("eu", op, "topic", "_corridor.released.hk-eu") for op in ("read", "write", "describe")},
     }
 
 

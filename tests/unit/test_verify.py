@@ -151,3 +151,57 @@ def test_any_single_perturbation_fails(case, data: st.DataObject) -> None:
         assert len(report.delivered_duplicates) == 1
     else:
         assert len(report.conflicts) == 1
+
+
+# --- released records (`corridor held release`) ------------------------------------------
+
+
+def test_a_released_record_is_one_record_with_one_final_outcome() -> None:
+    report = verify(
+        source(4), {(T, 0): 4},
+        delivered=[ln(0, 0), ln(0, 1), ln(0, 2)],
+        withheld=[(ln(0, 3), "consent == false"), (ln(0, 2), "consent == false")],
+        quarantined=[(ln(0, 1), "decode: unknown schema id 9")],
+        released=[ln(0, 1), ln(0, 2)],
+    )
+    assert report.ok, report
+    assert (report.source, report.delivered, report.withheld, report.quarantined,
+            report.released) == (4, 1, 1, 0, 2)
+    assert report.released_by_previous == {"quarantined": 1, "withheld": 1}
+    assert report.quarantined_by_reason == {}  # released records are no longer held
+    assert report.withheld_by_reason == {"consent == false": 1}
+    assert report.accounted == report.source
+
+
+def test_held_and_delivered_without_a_release_marker_is_a_conflict() -> None:
+    report = verify(source(2), {(T, 0): 2}, delivered=[ln(0, 0), ln(0, 1)],
+                    quarantined=[(ln(0, 1), "bad magic")])
+    assert not report.ok
+    assert report.conflicts == (Lineage(T, 0, 1),) and report.released == 0
+
+
+def test_a_released_record_delivered_twice_is_a_duplicate() -> None:
+    report = verify(source(2), {(T, 0): 2}, delivered=[ln(0, 0), ln(0, 1), ln(0, 1)],
+                    quarantined=[(ln(0, 1), "bad magic")], released=[ln(0, 1)])
+    assert not report.ok
+    assert report.delivered_duplicates == (Lineage(T, 0, 1),)
+    assert report.released == 1 and report.conflicts == ()
+
+
+def test_a_release_marker_without_a_held_record_or_without_a_delivery_is_unknown() -> None:
+    never_held = verify(source(2), {(T, 0): 2}, delivered=[ln(0, 0), ln(0, 1)],
+                        released=[ln(0, 1)])
+    assert not never_held.ok
+    assert never_held.unknown == (f"{ln(0, 1)} (released, but not held and delivered)",)
+    assert never_held.missing == ()  # it is counted where it is: delivered
+    never_delivered = verify(source(2), {(T, 0): 2}, delivered=[ln(0, 0)],
+                             quarantined=[(ln(0, 1), "bad magic")], released=[ln(0, 1)])
+    assert not never_delivered.ok
+    assert never_delivered.quarantined == 1 and len(never_delivered.unknown) == 1
+
+
+def test_withheld_and_quarantined_and_delivered_is_a_conflict_even_when_released() -> None:
+    report = verify(source(1), {(T, 0): 1}, delivered=[ln(0, 0)],
+                    withheld=[(ln(0, 0), "r")], quarantined=[(ln(0, 0), "q")],
+                    released=[ln(0, 0)])
+    assert report.conflicts == (Lineage(T, 0, 0),) and report.released == 0
