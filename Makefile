@@ -7,12 +7,12 @@ CORRIDOR := $(BIN)/corridor
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install up down status logs lint test test-unit test-integration demo bench chaos clean deploy-systemd deploy-kubernetes tools connect-source connect-duckdb connect-parquet connect-iceberg
+.PHONY: help install up down status logs lint test test-unit test-integration demo bench chaos clean deploy-systemd deploy-kubernetes tools connect-source connect-duckdb connect-parquet connect-iceberg postgres connect-postgres connect-postgres-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-18s %s\n",$$1,$$2}'
 
-install: $(VENV)/.installed .kafka/libs/.installed .kafka/registry/.installed tools ## venv with corridor (editable) + Kafka jars and the schema registry from Maven Central + promtool
+install: $(VENV)/.installed .kafka/libs/.installed .kafka/registry/.installed .kafka/connect/.installed tools postgres ## venv with corridor (editable) + Kafka, Kafka Connect + Debezium jars and the schema registry from Maven Central + promtool, PostgreSQL
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PY)" || { echo "corridor: python3.11 not found" >&2; exit 1; }
@@ -29,6 +29,25 @@ $(VENV)/.installed: pyproject.toml
 .kafka/registry/.installed: infra/registry/pom.xml infra/fetch-registry.sh infra/fetch-jars.sh
 	@bash infra/fetch-registry.sh
 	@touch $@
+
+# Kafka Connect (the brokers' version) in .kafka/connect/libs, the Debezium PostgreSQL
+# connector in the plugin folder .kafka/connect/plugins/debezium-postgres.
+.kafka/connect/.installed: infra/connect/pom.xml infra/connect/debezium/pom.xml infra/fetch-connect.sh infra/fetch-jars.sh
+	@bash infra/fetch-connect.sh
+	@touch $@
+
+# Debian's PostgreSQL server (initdb, pg_ctl: Debian keeps them in /usr/lib/postgresql/<v>/bin,
+# off PATH) for the Debezium source's local cluster and its test, installed when missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "installing Debian's postgresql"; \
+	  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+connect-postgres: install ## local PostgreSQL (wal_level=logical) in .zones/postgres for `corridor connect source postgres`
+	@$(CORRIDOR) connect postgres up
+
+connect-postgres-down: ## stop the local PostgreSQL of connect-postgres
+	@$(CORRIDOR) connect postgres down
 
 # Debian's prometheus (prometheus + promtool: the metrics and alert-rule tests run them),
 # systemd-analyze (checks the rendered units) and chromium (renders and prints the HTML
@@ -84,4 +103,5 @@ chaos: up ## long fault, network, zombie, bad-input, fuzz and denial runs (~40 m
 	@$(BIN)/python -m corridor.dev.chaos.report $(PYTEST_ARGS)
 
 clean: down ## stop zones and delete venv, jars, zone data and keys
+	@if [ -x $(CORRIDOR) ]; then $(CORRIDOR) connect postgres down || true; fi
 	rm -rf $(VENV) .kafka .zones *.egg-info

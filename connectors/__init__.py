@@ -1,5 +1,5 @@
-"""connectors: parks bring data from files into their zone; analytics land corridor streams
-in tables.
+"""connectors: parks bring data from files and PostgreSQL into their zone; analytics land
+corridor streams in tables.
 
 Owns:
 
@@ -7,6 +7,9 @@ Owns:
   ``<zone>.outbound.<dataset>``, exactly once across crashes: each batch of records and the
   file's progress are one Kafka transaction; rows that do not fit the dataset's schema go to
   a rejects file with their file, line (or row group and row) and column.
+- ``connectors.debezium``: a PostgreSQL table into ``<zone>.outbound.<dataset>`` through
+  Debezium on a standalone Kafka Connect worker (at least once: the worker's offsets are a
+  file), and a local PostgreSQL cluster for development and tests.
 - ``connectors.sink``: analytics sinks that read ``corridor.<from>-<to>.<dataset>`` in the
   destination zone and land it in DuckDB, a Parquet dataset or an Apache Iceberg table,
   exactly once: the consumed offsets live in the target, committed with the rows.

@@ -31,7 +31,7 @@ from connectors.source.loader import FileLoader, FileReport, SourceJob
 from connectors.source.rejects import RejectsFile, write_summary
 from corridor import log as corridor_log
 from corridor.commands.options import config_option, emit_json, output_option, table
-from corridor.core.config import load_config
+from corridor.core.config import Config, load_config
 from corridor.core.errors import ConfigError
 from corridor.core.topics import corridor_topic
 from corridor.processor.resolve import credentials, kek_provider, zone_endpoint
@@ -302,24 +302,38 @@ def _run_sink(make_target: Callable[[str, SinkTable], Target], *, corridor_name:
             raise click.BadParameter(f"{corridor_name} carries {', '.join(corridor.datasets)}: "
                                      "name one", param_hint="--dataset")
         dataset = corridor.datasets[0]
+    stop = _stop_on_signals()
+    topic, run = land(config, corridor_name, dataset, make_target, decrypt=decrypt,
+                      date_field=date_field, batch_records=batch_records, max_wait=max_wait,
+                      idle=idle, principal_name=principal_name, stop=stop.is_set)
+    _print_sink(topic, run, output)
+
+
+def land(config: Config, corridor_name: str, dataset: str,
+         make_target: Callable[[str, SinkTable], Target], *, decrypt: bool = False,
+         date_field: str | None = None, batch_records: int = 5000, max_wait: float = 1.0,
+         idle: float | None = None, principal_name: str | None = None,
+         stop: Callable[[], bool] = lambda: False) -> tuple[str, SinkRun]:
+    """Land ``dataset``'s stream of ``corridor_name`` in a target (the sinks' one path, also
+    `corridor demo`'s): the corridor topic and what the run landed."""
+    corridor = config.corridors[corridor_name]
     egress = corridor_egress(config, corridor_name, dataset)
     table = SinkTable(corridor_name, dataset, egress, decrypt, date_field)
     topic = corridor_topic(corridor.origin, corridor.destination, dataset)
     endpoint = zone_endpoint(config, corridor.destination)
     principal = _principal(principal_name, f"analytics-{corridor.destination}")
     target = make_target(topic, table)
-    stop = _stop_on_signals()
     try:
         feed = CorridorFeed(endpoint, principal, topic, target.stored(),
                             kek_provider(config, corridor.destination) if decrypt else None)
         try:
             run = run_sink(feed, target, table, batch_records=batch_records, max_wait_s=max_wait,
-                           idle_s=idle, stop=stop.is_set)
+                           idle_s=idle, stop=stop)
         finally:
             feed.close()
     finally:
         target.close()
-    _print_sink(topic, run, output)
+    return topic, run
 
 
 def _print_sink(topic: str, run: SinkRun, output: str) -> None:
@@ -358,3 +372,11 @@ def _stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     return stop
+
+
+# PostgreSQL through Debezium: its own module (corridor/commands/connect_postgres.py), which
+# uses _principal above, hence imported last.
+from corridor.commands.connect_postgres import postgres_cluster, postgres_source  # noqa: E402
+
+source.add_command(postgres_source)
+connect.add_command(postgres_cluster)

@@ -55,6 +55,7 @@ def demo(config_path: str, records: int, bad_ratio: float, seed: int | None) -> 
     failed = _report(config, stats)
     _example(config)
     _framing(config)
+    _analytics(config)
     console.print(f"\ndemo finished in {time.monotonic() - started:.0f} s. "
                   "`make down` stops the zones.")
     if failed:
@@ -290,6 +291,55 @@ def _framing(config: Config) -> None:
                       f"({registry.url if registry else 'none'}): Kafka Connect, Flink, ksqlDB "
                       "and Java's KafkaAvroDeserializer read it as they are.")
         console.print(f"first bytes: {record.value[:12].hex(' ')} …")
+
+
+ANALYTICS_DB = Path(".corridor") / "demo" / "analytics.duckdb"
+# Records per dataset and residency, over every corridor stream landed in the database.
+ANALYTICS_QUERY = """
+SELECT dataset, corridor_origin || ' → ' || corridor_destination AS route,
+       corridor_jurisdiction AS jurisdiction, corridor_legal_basis AS legal_basis,
+       count(*) AS records, count(DISTINCT kafka_key) AS distinct_keys,
+       min(event_date) AS first_day, max(event_date) AS last_day
+FROM ({union}) GROUP BY ALL ORDER BY dataset, route
+"""
+
+
+def _analytics(config: Config) -> None:
+    """Land the first corridor's streams in DuckDB (the analytics sink, exactly once: a
+    rerun adds only what is new) and print one query over them."""
+    import duckdb
+
+    from connectors.sink.duckdb_target import DuckDbTarget
+    from corridor.commands.connect import land
+
+    name = next(iter(config.corridors))
+    ANALYTICS_DB.parent.mkdir(parents=True, exist_ok=True)
+    tables = []
+    with console.status(f"landing corridor {name} in DuckDB ({ANALYTICS_DB})"):
+        for dataset in config.corridors[name].datasets:
+            table_name = f"{name}_{dataset}".replace(".", "_").replace("-", "_")
+            land(config, name, dataset,
+                 lambda topic, t, n=table_name: DuckDbTarget(str(ANALYTICS_DB), n, topic,
+                                                             t.schema),
+                 idle=2.0)
+            tables.append(table_name)
+    union = " UNION ALL ".join(
+        f"SELECT dataset, corridor_origin, corridor_destination, corridor_jurisdiction, "
+        f"corridor_legal_basis, kafka_key, event_date FROM {t}" for t in tables)
+    con = duckdb.connect(str(ANALYTICS_DB), read_only=True)
+    try:
+        cursor = con.execute(ANALYTICS_QUERY.format(union=union))
+        columns = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    finally:
+        con.close()
+    console.rule(f"analytics: corridor {name} landed in DuckDB")
+    out = new_table(f"{ANALYTICS_DB}: records per dataset and residency (all runs)")
+    for column in columns:
+        out.add_column(column)
+    for row in rows:
+        out.add_row(*(str(v) for v in row))
+    console.print(out)
 
 
 def _printable(value: Any) -> Any:

@@ -3,7 +3,8 @@
 Pure: no Kafka, no logging, no clock (the caller passes ``now_ms``). Messages of
 one source topic (one dataset), any of its partitions mixed, in any order.
 
-Order, per record (docs/DESIGN.md section 7): a value that does not decode, or fails a
+Order, per record (docs/DESIGN.md section 7): a tombstone (null value) is withheld
+(``TOMBSTONE``; its side record's value is empty bytes); a value that does not decode, or fails a
 dataset ``validate`` rule, is quarantined (``decode: <reason>`` /
 ``validate: <rule>``); then a record the corridor's rule withholds, or whose kind
 the corridor does not admit, is withheld (reasons: ``corridor.core.policy.withhold``);
@@ -90,6 +91,7 @@ ARROW_COMPRESSION = "zstd"
 # local zones, 1 MiB on a default Kafka topic): a record the destination refuses would
 # abort its batch's transaction on every replay and stall the partition for good.
 MAX_RECORD_BYTES = 1 << 20
+TOMBSTONE = "tombstone: a delete (null value) does not cross"
 
 
 class Delivery(NamedTuple):
@@ -183,13 +185,17 @@ def process(
     inputs = decode_inputs(messages, plan.store, dp.schema, frozenset(oversized), writer_schemas)
     units, decoded = inputs.units, inputs.decoded
     quarantined = {i: f"decode: {reason}" for i, reason in decoded.errors}
+    # A tombstone (null value: a delete from change data capture) is no bad input, and
+    # nothing of it may cross: it stays home, withheld, and `corridor verify` counts it there.
+    side_w = {i: TOMBSTONE for i, u in enumerate(units) if u.value is None and u.lineage.row < 0}
+    for i in side_w:
+        quarantined.pop(i, None)
     quarantined.update((inputs.first_unit[i], reason) for i, reason in oversized.items())
     batch, rows = decoded.batch, decoded.rows
     invalid = validate_reasons(batch, dp.validate)
     important = important_mask(batch, dp.important_when)
     withheld = withhold_reasons(batch, dp.withhold, important, plan.admit, plan.name)
     keep = np.ones(batch.num_rows, dtype=bool)
-    side_w: dict[int, str] = {}
     for row, reason in invalid.items():
         quarantined[rows[row]] = reason
         keep[row] = False
@@ -229,8 +235,11 @@ def _side(inputs: Inputs, reasons: dict[int, str], dp: DatasetPlan) -> list[Side
         where = {u: r for r, u in enumerate(inputs.decoded.rows)}
         taken = inputs.decoded.batch.take(pa.array([where[i] for i in rows], pa.int64()))
         values.update(zip(rows, encode_avro(taken, dp.schema), strict=False))
+    # A tombstone's side record is empty, not null: null would be a tombstone of the
+    # compacted side topic, deleting the very record that accounts for it.
     return [
-        SideRecord(units[i].lineage, units[i].key, values[i], reasons[i])
+        SideRecord(units[i].lineage, units[i].key, b"" if values[i] is None else values[i],
+                   reasons[i])
         for i in sorted(reasons)
     ]
 

@@ -28,7 +28,7 @@ from corridor.core.codec.avro_strict import Malformed, compile_reader, decode_bo
 from corridor.core.config import KeyTreatment, RecordKind, Transform, WireFormat
 from corridor.core.crypto.values import encode_values
 from corridor.core.model import Lineage, RawMessage
-from corridor.core.pipeline import BatchResult, Delivery, SideRecord
+from corridor.core.pipeline import TOMBSTONE, BatchResult, Delivery, SideRecord
 from corridor.core.plan import CorridorPlan, DatasetPlan
 from corridor.core.policy.classify import is_important
 from corridor.core.policy.key import KEY_FIELD, allowed_headers
@@ -66,6 +66,9 @@ def process_reference(
     withheld: list[SideRecord] = []
     quarantined: list[SideRecord] = []
     for m in messages:
+        if m.value is None:  # a tombstone: withheld, its side record empty (pipeline.TOMBSTONE)
+            withheld.append(SideRecord(m.lineage, m.key, b"", TOMBSTONE))
+            continue
         record, reason = _decode(m.value, plan.store, dp.schema, decoder)
         if record is not None:
             reason = _invalid(record, dp)

@@ -50,3 +50,10 @@ def test_demo_runs_every_corridor_and_verify_holds(zones):
     assert "withheld" in out and "quarantined" in out
     assert "decrypted with" in out
     assert "Confluent-framed Avro: magic 00 + schema id" in out  # hk-asean: wire: confluent
+    # It ends with an analytics query over the first corridor's streams, landed in DuckDB.
+    first = next(iter(config.corridors))
+    analytics = out.split(f"analytics: corridor {first} landed in DuckDB", 1)
+    assert len(analytics) == 2, out[-4000:]
+    assert "records per dataset and residency" in analytics[1]
+    for dataset in config.corridors[first].datasets:
+        assert dataset in analytics[1], analytics[1]
