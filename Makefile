@@ -49,6 +49,25 @@ connect-postgres: install ## local PostgreSQL (wal_level=logical) in .zones/post
 connect-postgres-down: ## stop the local PostgreSQL of connect-postgres
 	@$(CORRIDOR) connect postgres down
 
+# Connectors as make targets (the same as `corridor connect ...`; see README "Connectors").
+# ZONE, DATASET, CORRIDOR and OUT pick what they move; CONNECT_ARGS passes any other option.
+ZONE ?= hk
+DATASET ?= trade.shipment
+CORRIDOR_NAME ?= hk-eu
+OUT ?= .corridor/analytics
+connect-source: install ## load FILE (files, a glob or a folder) into $(ZONE).outbound.$(DATASET)
+	@test -n "$(FILE)" || { echo "usage: make connect-source FILE=path [ZONE=hk DATASET=trade.shipment]" >&2; exit 2; }
+	@$(CORRIDOR) connect source file $(FILE) --zone $(ZONE) --dataset $(DATASET) $(CONNECT_ARGS)
+
+connect-duckdb: install ## land corridor $(CORRIDOR_NAME)'s $(DATASET) stream in $(OUT)/corridor.duckdb
+	@mkdir -p $(OUT) && $(CORRIDOR) connect sink duckdb --corridor $(CORRIDOR_NAME) --dataset $(DATASET) --database $(OUT)/corridor.duckdb $(CONNECT_ARGS)
+
+connect-parquet: install ## land corridor $(CORRIDOR_NAME)'s $(DATASET) stream in the Parquet dataset $(OUT)/parquet
+	@$(CORRIDOR) connect sink parquet --corridor $(CORRIDOR_NAME) --dataset $(DATASET) --out $(OUT)/parquet $(CONNECT_ARGS)
+
+connect-iceberg: install ## land corridor $(CORRIDOR_NAME)'s $(DATASET) stream in the Iceberg warehouse $(OUT)/iceberg
+	@$(CORRIDOR) connect sink iceberg --corridor $(CORRIDOR_NAME) --dataset $(DATASET) --warehouse $(OUT)/iceberg $(CONNECT_ARGS)
+
 # Debian's prometheus (prometheus + promtool: the metrics and alert-rule tests run them),
 # systemd-analyze (checks the rendered units) and chromium (renders and prints the HTML
 # report in its tests), installed when missing.
