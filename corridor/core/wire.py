@@ -30,6 +30,7 @@ LEGAL_BASIS = "corridor-legal-basis"
 POLICY = "corridor-policy"  # value: policy_id(corridor, hash)
 LINEAGE = "corridor-lineage"
 KEY_ID = "corridor-key"  # the data key id, when any field is encrypted
+INSTRUMENT = "corridor-instrument"  # the transfer instrument's id, when the corridor names one
 REASON = "corridor-reason"  # withheld / quarantined records, in the origin
 
 # -- Arrow corridor batches -------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 model: the values (Config, Zone, Dataset, Corridor, ...); load: ``load_config``;
 document: YAML with line numbers; datasets, corridors, policy: one section each;
-rotation: a corridor's key-rotation schedule; instruments: the transfer instruments
+rotation: a corridor's key-rotation schedule; audit: the ``audit:`` section;
+instruments: the transfer instruments
 and a corridor's ``instrument:``. Modules of this package import
 ``.model``, never the package (that is what keeps them acyclic).
 """
@@ -10,6 +11,7 @@ and a corridor's ``instrument:``. Modules of this package import
 from corridor.core.config.instruments import InstrumentState, instrument_state
 from corridor.core.config.load import load_config
 from corridor.core.config.model import (
+    AuditSettings,
     BatchSettings,
     Config,
     Corridor,
@@ -26,6 +28,7 @@ from corridor.core.config.model import (
 )
 
 __all__ = [
+    "AuditSettings",
     "BatchSettings",
     "Config",
     "Corridor",
