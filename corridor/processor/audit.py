@@ -21,7 +21,10 @@ committed batch appear exactly once, and an aborted one never:
   chain's last checkpoint, the draft's head is signed with the origin zone's key; the
   checkpoint's destination copy (``_corridor.checkpoints.<origin>``) is written in the
   chunk's transaction, so it is there exactly once, and the origin's copy goes with the
-  events. A clean stop signs every head not yet signed (``closing``).
+  events. A clean stop signs every head not yet signed (``closing``), in a transaction
+  that also writes the stored-offset record again with that checkpoint, so whoever
+  continues the chain knows the head is signed and the destination gets one copy per
+  (chain, seq).
 
 Does not own: the chain's rules and bytes (``core.audit``), the records (``core.outbox``),
 when anything is written (``processor.runner``), the signing key file (``keys.signing``).
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +82,7 @@ class _Chain:
     next_offset: int  # the first source offset the next event covers
     signed_seq: int  # the seq of the chain's last checkpoint (-1: none yet)
     signed_at: float  # when (the runner's clock)
+    encoded: tuple[bytes, ...] = ()  # the events committed last (in the stored record)
     gap: tuple[BatchSummary, int] | None = None  # a gap waiting for its chunk, and its ts_ms
 
 
@@ -115,7 +119,8 @@ class AuditTrail:
         old = self.chains.get(tp)
         gap = old.gap if old is not None and old.gap is not None \
             and old.gap[0].first_offset == start else None
-        self.chains[tp] = _Chain(state, start, signed, self.clock(), gap)
+        audit = stored.audit if stored is not None else ()
+        self.chains[tp] = _Chain(state, start, signed, self.clock(), audit, gap)
 
     def gap(self, tp: Partition, first: int, last: int, ts_ms: int) -> None:
         """Source offsets ``first`` to ``last`` of ``tp`` were deleted before they crossed:
@@ -151,6 +156,7 @@ class AuditTrail:
         origin."""
         chain = self.chains[tp]
         chain.state, chain.next_offset, chain.gap = draft.after, draft.next_offset, None
+        chain.encoded = draft.encoded
         for event, encoded in zip(draft.events, draft.encoded, strict=True):
             self._queue(self.outbox.audit_record(event, encoded))
         if draft.checkpoint is not None:
@@ -162,16 +168,25 @@ class AuditTrail:
         self._queue(self.outbox.checkpoint_records(cp, encode_checkpoint(cp))[0])
         chain.signed_seq, chain.signed_at = cp.seq, self.clock()
 
-    def closing(self, ts_ms: int) -> list[tuple[Partition, Checkpoint, OutMessage]]:
-        """On a clean stop: a checkpoint of every head not signed yet, with its destination
-        copy (commit it, then call ``signed``)."""
+    def closing(self, ts_ms: int, topic_ids: Mapping[str, str]
+                ) -> list[tuple[Partition, Checkpoint, list[OutMessage]]]:
+        """On a clean stop: a checkpoint of every head not signed yet, with the records of
+        its transaction (its destination copy and the stored-offset record again, now
+        naming it; ``topic_ids``: source topic ids by name). Commit them, then ``signed``."""
         if self.signer is None:
             return []
         out = []
-        for tp, chain in sorted(self.chains.items()):
-            if chain.state.seq > chain.signed_seq:
-                cp = sign_checkpoint(self.signer, chain.state, ts_ms)
-                out.append((tp, cp, self.outbox.checkpoint_records(cp, encode_checkpoint(cp))[1]))
+        for (topic, partition), chain in sorted(self.chains.items()):
+            if chain.state.seq <= chain.signed_seq or not chain.encoded:
+                continue
+            cp = sign_checkpoint(self.signer, chain.state, ts_ms)
+            encoded = encode_checkpoint(cp)
+            last = chain.next_offset - 1
+            first = decode_event(chain.encoded[0]).summary.first_offset
+            stored = self.outbox.offset(topic, partition, first, last, topic_ids.get(topic),
+                                        chain.encoded, encoded)
+            out.append(((topic, partition), cp,
+                        [self.outbox.checkpoint_records(cp, encoded)[1], stored]))
         return out
 
     def drop(self, tp: Partition) -> None:

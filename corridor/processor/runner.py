@@ -450,16 +450,17 @@ class CorridorRunner:
                              resume_at=offset)
 
     def _close_audit(self) -> None:
-        """A clean stop: sign every chain head not signed yet (its destination copy in a
-        transaction of its own; a producer that fails here signs nothing), then write the
+        """A clean stop: sign every chain head not signed yet (its destination copy and the
+        stored-offset record naming it in a transaction of its own; a producer that fails
+        here signs nothing), then write the
         waiting audit records to the origin. A crash skips this: the stored offset records
         hold what it would have written, and the next owner writes it."""
-        for tp, cp, copy in self.audit.closing(self.wall_ms()):
+        for tp, cp, records in self.audit.closing(self.wall_ms(), self.assignment.source_ids):
             sink = self.assignment.sinks.get(tp)
             if sink is None or tp in self.assignment.fenced:
                 continue
             try:
-                sink.write([copy])
+                sink.write(records)
             except (BatchAborted, SinkFenced) as exc:
                 self.log.warning("audit_checkpoint_skipped", topic=tp[0], partition=tp[1],
                                  seq=cp.seq, reason=str(exc))
