@@ -288,7 +288,9 @@ class CorridorRunner:
         acknowledged) once, before the partitions' transactions. A partition whose chunk
         did not commit drops its later chunks (it seeked back: they are read again)."""
         fenced = self.assignment.fenced
-        pending = {tp: _chunks(raws) for tp, raws in groups.items() if tp not in fenced}
+        # Only partitions this instance owns (assigned, not revoked) and whose producer works.
+        pending = {tp: _chunks(raws) for tp, raws in groups.items()
+                   if tp not in fenced and tp in self.positions}
         while pending:
             prepared = []
             for tp, chunks in pending.items():

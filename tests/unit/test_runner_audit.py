@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from corridor.core import topics
@@ -181,11 +180,35 @@ def test_checkpoints_are_committed_with_their_batch_and_signed_again_on_a_clean_
     assert world.committed == []  # nothing new, nothing to sign
 
 
-@pytest.mark.parametrize("signer", [None])
-def test_without_a_signing_key_the_chain_is_written_unsigned(plan: CorridorPlan,
-                                                              signer: Any) -> None:
+def test_without_a_signing_key_the_chain_is_written_unsigned(plan: CorridorPlan) -> None:
     world = World(plan.datasets[DATASET].source_topic, values(plan))
-    r = runner(plan, world, FakeSource(world), every_events=1, signer=signer)
+    r = runner(plan, world, FakeSource(world), every_events=1, signer=None)
     r.run(world.stop)
     assert verify_chain(written(r, plan.audit_topic)).ok
     assert written(r, topics.audit_checkpoints(plan.origin)) == []
+
+
+def test_the_instrument_turning_expiring_then_expired_is_logged_once_each_and_gauged(
+        tmp_path: Any) -> None:
+    from prometheus_client import generate_latest
+
+    from corridor.processor.audit import InstrumentWatch
+    from corridor.processor.metrics import CorridorMetrics, RunObserver
+    from tests.unit.plan_fixtures import plan_for
+    from tests.unit.test_pipeline import _with_instrument
+
+    plan = plan_for(_with_instrument(tmp_path, "2023-11-14"), "hk-eu")
+    end = plan.instrument_expiry_ms
+    assert end is not None
+    log = Log()
+    watch = InstrumentWatch(plan, log)
+    day = 86_400_000
+    for now in (end - 60 * day, end - 31 * day, end - 29 * day, end - 1, end, end + day):
+        watch.check(now)
+    assert log.names() == ["instrument_expiring", "instrument_expired"]
+    assert log.events[1][1]["instrument"] == "rmc"
+
+    metrics = CorridorMetrics(clock=lambda: (end - 90_000) / 1000)
+    RunObserver("hk-eu", "eu", metrics).instrument(plan.instrument, end)
+    text = generate_latest(metrics.registry).decode()
+    assert 'corridor_instrument_expiry_seconds{corridor="hk-eu",instrument="rmc"} 90.0' in text
