@@ -10,7 +10,6 @@ and the policy hash of the file. A corridor with lag whose last commit is older 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from corridor.commands.options import config_option, emit_json, output_option
 from corridor.commands.options import table as new_table
 from corridor.core import topics
 from corridor.core.acl import consumer_group
+from corridor.core.audit import AuditDecodeError, AuditEvent, ChainId, decode_event
 from corridor.core.config import Config, Corridor, load_config
 from corridor.core.crypto.rotation import latest_epoch
 from corridor.core.errors import ConfigError
@@ -75,20 +75,17 @@ def _last_commit_s(dest: Endpoint, who: Principal, topic: str) -> float | None:
 
 
 def _outcomes(origin: Endpoint, who: Principal, corridor: Corridor) -> dict[str, int]:
-    """Totals of the audit events of ``corridor`` (one per committed batch; a replayed batch
-    rewrites its own key, so the newest event per key counts)."""
-    events: dict[bytes, dict[str, Any]] = {}
+    """Totals of the chained audit events of ``corridor`` (one per committed batch; an event
+    written again by a new owner is the same (chain, seq) and counts once)."""
+    events: dict[tuple[ChainId, int], AuditEvent] = {}
     for rec in read_to_end(origin, who, topics.audit(corridor.origin)):
-        if rec.key is None or rec.value is None:
-            continue
         try:
-            event = json.loads(rec.value)
-        except ValueError:
-            continue
-        if isinstance(event, dict) and event.get("corridor") == corridor.name \
-                and "event" not in event:
-            events[rec.key] = event
-    return {k: sum(int(e.get(k, 0)) for e in events.values())
+            event = decode_event(rec.value or b"")
+        except AuditDecodeError:
+            continue  # an operator's notice, or garbage: `corridor audit verify` names it
+        if event.corridor == corridor.name and event.summary.kind == "batch":
+            events[(event.chain, event.seq)] = event
+    return {k: sum(e.summary.outcomes.get(k, 0) for e in events.values())
             for k in ("delivered", "withheld", "quarantined")}
 
 

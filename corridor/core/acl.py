@@ -6,9 +6,10 @@ One SCRAM principal per role (docs/DESIGN.md section 11):
   no ``-``, so the name is unambiguous). Writes only ``<zone>.outbound.<dataset>``.
 - ``corridor-<name>``: the corridor's processor. In the origin: reads its
   source topics as group ``corridor.<name>``, writes its withheld and
-  quarantine topics and the zone's audit topic. In the destination: writes its
-  corridor topics, its own ``_corridor.offsets.<name>`` and the shared
-  ``_corridor.schemas|keys`` under transactional ids ``corridor.<name>.*``, and
+  quarantine topics and the zone's audit topics (events and signed checkpoints). In the
+  destination: writes its corridor topics, its own ``_corridor.offsets.<name>``, the
+  shared ``_corridor.schemas|keys`` and the copy of its origin's checkpoints
+  ``_corridor.checkpoints.<origin>`` under transactional ids ``corridor.<name>.*``, and
   reads its ``_corridor.offsets.<name>`` back (with the
   OffsetReader's random ``corridor-offset-reader-*`` group), the published data
   keys of ``_corridor.keys`` and the operator's ``_corridor.control`` commands. For
@@ -163,12 +164,14 @@ def _corridor_grants(c: Corridor) -> set[ZoneGrant]:
     for ds in c.datasets:
         out |= _topic(origin, who, topics.outbound(origin, ds), "read", "describe")
     out.add(ZoneGrant(origin, who, "read", "group", consumer_group(c.name)))
-    for side in (topics.withheld(c), topics.quarantine(c), topics.audit(origin)):
+    for side in (topics.withheld(c), topics.quarantine(c), topics.audit(origin),
+                 topics.audit_checkpoints(origin)):
         out |= _topic(origin, who, side, "write", "describe")
     # Destination: transactional writes of the corridor topics and the catalog.
     for ds in c.datasets:
         out |= _topic(dest, who, topics.corridor_topic(origin, dest, ds), "write", "describe")
-    for internal in (topics.offsets_topic(c.name), topics.SCHEMAS, topics.KEYS):
+    for internal in (topics.offsets_topic(c.name), topics.SCHEMAS, topics.KEYS,
+                     topics.checkpoint_copy(origin)):
         out |= _topic(dest, who, internal, "write", "describe")
     # Read back: its stored offsets, the published data keys (key epochs), operator commands.
     out |= _topic(dest, who, topics.offsets_topic(c.name), "read")

@@ -80,7 +80,8 @@ class BatchSummary:
     """What one batch did, as the audit records it.
 
     ``outcomes``: record counts by outcome (``delivered``, ``withheld``, ``quarantined``);
-    ``reasons``: counts by withhold/quarantine reason; ``protections``: the dotted field
+    ``reasons``: withheld record counts by reason; ``quarantine_reasons``: quarantined
+    record counts by reason; ``protections``: the dotted field
     paths that crossed under each of :data:`PROTECTIONS`; ``key_ids``: data keys used.
     ``first_offset``/``last_offset``: the batch's source offsets, inclusive. ``kind``
     ``gap``: source offsets deleted at the origin before they crossed (no counts).
@@ -96,6 +97,7 @@ class BatchSummary:
     protections: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     key_ids: tuple[str, ...] = ()
     kind: EventKind = "batch"
+    quarantine_reasons: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.protections) - set(PROTECTIONS)
@@ -105,6 +107,7 @@ class BatchSummary:
             raise ValueError(f"last offset {self.last_offset} < first {self.first_offset}")
         object.__setattr__(self, "outcomes", _frozen_counts(self.outcomes))
         object.__setattr__(self, "reasons", _frozen_counts(self.reasons))
+        object.__setattr__(self, "quarantine_reasons", _frozen_counts(self.quarantine_reasons))
         object.__setattr__(self, "protections", MappingProxyType(
             {p: tuple(sorted(self.protections.get(p, ()))) for p in PROTECTIONS}))
         object.__setattr__(self, "key_ids", tuple(sorted(set(self.key_ids))))
@@ -145,6 +148,7 @@ def _body(corridor: str, topic: str, partition: int, seq: int, prev: str, ts_ms:
         "instrument": s.instrument, "legal_basis": s.legal_basis, "policy_hash": s.policy_hash,
         "first_offset": s.first_offset, "last_offset": s.last_offset,
         "outcomes": dict(s.outcomes), "reasons": dict(s.reasons),
+        "quarantine_reasons": dict(s.quarantine_reasons),
         "protections": {p: list(v) for p, v in s.protections.items()},
         "key_ids": list(s.key_ids),
     }
@@ -214,6 +218,26 @@ def decode_event(data: bytes) -> AuditEvent:
     return event
 
 
+# Operators' notices that share the audit topic but are no link of a chain: `corridor held
+# release` and `corridor erase` write one JSON document each, ``{"event": <kind>, ...}``
+# (who, when, why, what). They are skipped by the chain walk and listed by the report; the
+# same who/why is also kept on the destination's side (release markers, erase markers).
+NOTICES = ("release", "erase")
+
+
+def notice_kind(data: bytes | None) -> str | None:
+    """The kind of the operator's notice in *data* (one of :data:`NOTICES`), or None when
+    *data* is not such a notice (an event, or garbage)."""
+    if not data or not data.startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    kind = doc.get("event") if isinstance(doc, dict) else None
+    return kind if kind in NOTICES and "seq" not in doc else None
+
+
 def _int(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"expected an integer, got {value!r}")
@@ -229,7 +253,7 @@ def _str(value: Any) -> str:
 def _from_doc(doc: Any) -> AuditEvent:
     expected = {"v", "kind", "corridor", "topic", "partition", "seq", "prev", "ts_ms",
                 "instrument", "legal_basis", "policy_hash", "first_offset", "last_offset",
-                "outcomes", "reasons", "protections", "key_ids", "hash"}
+                "outcomes", "reasons", "quarantine_reasons", "protections", "key_ids", "hash"}
     if not isinstance(doc, dict) or set(doc) != expected or doc["v"] != VERSION:
         raise ValueError("unexpected fields or version")
     if doc["kind"] not in ("batch", "gap"):
@@ -241,7 +265,8 @@ def _from_doc(doc: Any) -> AuditEvent:
         {_str(k): _int(v) for k, v in doc["outcomes"].items()},
         {_str(k): _int(v) for k, v in doc["reasons"].items()},
         {_str(p): tuple(_str(f) for f in v) for p, v in doc["protections"].items()},
-        tuple(_str(k) for k in doc["key_ids"]), doc["kind"])
+        tuple(_str(k) for k in doc["key_ids"]), doc["kind"],
+        {_str(k): _int(v) for k, v in doc["quarantine_reasons"].items()})
     return AuditEvent(_str(doc["corridor"]), _str(doc["topic"]), _int(doc["partition"]),
                       _int(doc["seq"]), _str(doc["prev"]), _int(doc["ts_ms"]), summary,
                       _str(doc["hash"]))

@@ -38,6 +38,7 @@ from corridor.core.audit import (
     Checkpoint,
     decode_checkpoint,
     decode_event,
+    notice_kind,
     verify_checkpoint,
     verify_with_checkpoints,
 )
@@ -159,6 +160,8 @@ def _group(zone: str, records: Sequence[Logged], decode: Callable[[bytes], C],
     """Decoded records by chain, in topic order; an undecodable one is a break."""
     out: dict[ChainId, list[tuple[Logged, C]]] = defaultdict(list)
     for rec in records:
+        if notice_kind(rec.value) is not None:
+            continue  # an operator's notice (release, erase): no link of a chain
         try:
             item = decode(rec.value if rec.value is not None else b"")
         except AuditDecodeError as exc:

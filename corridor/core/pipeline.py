@@ -8,7 +8,9 @@ Order, per record (docs/DESIGN.md section 7): a tombstone (null value) is withhe
 dataset ``validate`` rule, is quarantined (``decode: <reason>`` /
 ``validate: <rule>``); then a record the corridor's rule withholds, or whose kind
 the corridor does not admit, is withheld (reasons: ``corridor.core.policy.withhold``);
-the rest is transformed, tagged and encoded.
+the rest is transformed, tagged and encoded. Once the corridor's transfer instrument has
+expired (``now_ms`` at or after ``CorridorPlan.instrument_expiry_ms``) every record that
+decodes and validates is withheld as ``instrument_expired: <id>``.
 
 Input: Avro single-object messages and Arrow IPC messages, mixed
 (``corridor.core.codec.arrow_input``): an Arrow message holds one record per row, with
@@ -65,6 +67,7 @@ from corridor.core.policy import (
     withhold_reasons,
 )
 from corridor.core.policy.key import allowed_headers, key_column, outgoing_keys
+from corridor.core.policy.withhold import expired_reasons
 from corridor.core.schema import AvroSchema
 from corridor.core.wire import (
     HEADERS_COLUMN,
@@ -193,8 +196,12 @@ def process(
     quarantined.update((inputs.first_unit[i], reason) for i, reason in oversized.items())
     batch, rows = decoded.batch, decoded.rows
     invalid = validate_reasons(batch, dp.validate)
-    important = important_mask(batch, dp.important_when)
-    withheld = withhold_reasons(batch, dp.withhold, important, plan.admit, plan.name)
+    expiry = plan.instrument_expiry_ms
+    if expiry is not None and now_ms >= expiry and plan.instrument is not None:
+        withheld = expired_reasons(batch.num_rows, plan.instrument.id)
+    else:
+        important = important_mask(batch, dp.important_when)
+        withheld = withhold_reasons(batch, dp.withhold, important, plan.admit, plan.name)
     keep = np.ones(batch.num_rows, dtype=bool)
     for row, reason in invalid.items():
         quarantined[rows[row]] = reason

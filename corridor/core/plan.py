@@ -29,10 +29,16 @@ Choices a caller must know:
   destination's registry, set by the processor (``plan.with_egress_ids``) once registered.
 - On key rotation, ``plan.with_cipher(new)`` gives the next epoch's plan (new
   ``corridor-key`` header); nothing else changes.
+- A corridor that names a transfer instrument carries its id on every record
+  (``corridor-instrument``); once the instrument has expired (``instrument_expiry_ms``:
+  the end of its ``expires`` day, UTC) the pipeline withholds every record.
+- ``DatasetPlan.protections``: the dotted paths under each protection (dropped, masked,
+  pseudonymized, encrypted), as the audit events record them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -46,6 +52,7 @@ from corridor.core.config import (
     Corridor,
     Dataset,
     FieldClass,
+    Instrument,
     KeyTreatment,
     RecordKind,
     Transform,
@@ -62,6 +69,10 @@ CipherSource = FieldCipher | DataKeyRing | None
 Headers = tuple[tuple[str, bytes], ...]
 _PSEUDONYM_INFO = b"corridor pseudonym key v1\0"
 ENCRYPTING = (Transform.ENCRYPT, Transform.ENCRYPT_DETERMINISTIC)
+# What the audit events call each transform (core.audit.PROTECTIONS).
+PROTECTION = {Transform.DROP: "dropped", Transform.MASK: "masked",
+              Transform.PSEUDONYMIZE: "pseudonymized", Transform.ENCRYPT: "encrypted",
+              Transform.ENCRYPT_DETERMINISTIC: "encrypted"}
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,14 @@ class DatasetPlan:
         return (any(t in ENCRYPTING for t in self.transforms.values())
                 or self.key is KeyTreatment.ENCRYPT_DETERMINISTIC)
 
+    @property
+    def protections(self) -> dict[str, tuple[str, ...]]:
+        """Dotted field paths by protection (``dropped``, ``masked``, ...), sorted."""
+        out: dict[str, list[str]] = {}
+        for path, transform in self.transforms.items():
+            out.setdefault(PROTECTION[transform], []).append(path)
+        return {p: tuple(sorted(paths)) for p, paths in out.items()}
+
 
 @dataclass(frozen=True)
 class CorridorPlan:
@@ -118,6 +137,18 @@ class CorridorPlan:
     purposes: tuple[str, ...] = ()
     # The origin zone's yearly ceilings of distinct subjects (corridor.core.subjects).
     thresholds: Thresholds | None = None
+    # The transfer instrument the corridor runs under (None: it names none).
+    instrument: Instrument | None = None
+
+    @property
+    def instrument_expiry_ms(self) -> int | None:
+        """Unix ms from which the instrument is expired: the end of its ``expires`` day
+        (UTC; the day itself is still valid). None without an instrument."""
+        if self.instrument is None:
+            return None
+        end = dt.datetime.combine(self.instrument.expires + dt.timedelta(days=1), dt.time(),
+                                  dt.UTC)
+        return int(end.timestamp() * 1000)
 
     @property
     def withheld_topic(self) -> str:
@@ -201,6 +232,7 @@ def build_plan(
             h for h in corridor.headers if not h.lower().startswith(wire.HEADER_PREFIX)),
         purposes=corridor.purposes,
         thresholds=config.zones[corridor.origin].thresholds,
+        instrument=config.instruments.get(corridor.instrument or ""),
     )
 
 
@@ -269,6 +301,8 @@ def _headers(
     ]
     if plan.encrypts and cipher is not None:
         headers.append((wire.KEY_ID, cipher.key_id))
+    if corridor.instrument is not None:
+        headers.append((wire.INSTRUMENT, corridor.instrument))
     return tuple((k, v.encode("utf-8")) for k, v in headers)
 
 

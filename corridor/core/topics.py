@@ -16,6 +16,7 @@ KEYS = "_corridor.keys"
 CONTROL = "_corridor.control"
 CONTROL_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000)}
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
+DAY_MS = 86_400_000
 BIG_MESSAGES = {"max.message.bytes": str(8 * 1024 * 1024)}
 
 
@@ -104,21 +105,37 @@ class TopicPlan:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def kept_for(days: int) -> dict[str, str]:
+    """The config of a topic kept by time, never compacted: ``days`` of retention."""
+    return {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
+
+
 def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
-    """Every topic the corridors of ``config`` use, in the cluster where it lives."""
+    """Every topic the corridors of ``config`` use, in the cluster where it lives.
+
+    The audit topics (events, checkpoints and the destination's copy of the checkpoints)
+    are kept by time for the file's ``audit: {retention}`` (default 3 years), never
+    compacted: an audit chain must keep every event. A corridor with a transfer
+    instrument keeps its corridor topics for the instrument's ``retention``."""
     plans: dict[tuple[str, str], TopicPlan] = {}
+    audit_config = kept_for(config.audit.retention_days)
 
     def add(zone: str, name: str, parts: int, conf: dict[str, str] | None = None) -> None:
         plans.setdefault((zone, name), TopicPlan(zone, name, parts, dict(conf or {})))
 
     for c in config.corridors.values():
         big = BIG_MESSAGES if c.format is WireFormat.ARROW else {}
+        instrument = config.instruments.get(c.instrument or "")
+        kept = {"retention.ms": str(instrument.retention_days * DAY_MS)} if instrument else {}
         for ds in c.datasets:
             add(c.origin, outbound(c.origin, ds), partitions, big)
-            add(c.destination, corridor_topic(c.origin, c.destination, ds), partitions, big)
+            add(c.destination, corridor_topic(c.origin, c.destination, ds), partitions,
+                {**big, **kept})
         add(c.origin, withheld(c), partitions, COMPACTED)
         add(c.origin, quarantine(c), partitions, COMPACTED)
-        add(c.origin, audit(c.origin), 1, COMPACTED)
+        add(c.origin, audit(c.origin), 1, audit_config)
+        add(c.origin, audit_checkpoints(c.origin), 1, audit_config)
+        add(c.destination, checkpoint_copy(c.origin), 1, audit_config)
         add(c.destination, offsets_topic(c.name), partitions, COMPACTED)
         add(c.destination, released_topic(c.name), 1, COMPACTED)
         for internal in (SCHEMAS, KEYS):

@@ -31,6 +31,7 @@ LEGAL_BASIS = "corridor-legal-basis"
 POLICY = "corridor-policy"  # value: policy_id(corridor, hash)
 LINEAGE = "corridor-lineage"
 KEY_ID = "corridor-key"  # the data key id, when any field is encrypted
+INSTRUMENT = "corridor-instrument"  # the transfer instrument's id, when the corridor names one
 REASON = "corridor-reason"  # withheld / quarantined records, in the origin
 # Withheld / quarantined records: the source record's key (absent: the key was null), so
 # `corridor held release` re-runs the record as it came even after the source expired.

@@ -2,6 +2,12 @@
 
 Every function takes an AdminClient made for the zone's admin principal and
 returns what it changed, so callers can report "created" vs "already there".
+
+``ensure_topics`` also brings an existing topic's retention settings (``ALIGNED``:
+``cleanup.policy``, ``retention.ms``) to what its spec says, when the spec names them:
+an audit topic made compacted by an older provision becomes kept by time (compaction
+would keep one event per key; deleting by time keeps the chain), and a corridor topic
+follows its instrument's retention.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     NewTopic,
     ResourcePatternType,
     ResourceType,
@@ -26,8 +33,10 @@ from confluent_kafka.admin import (
 )
 
 from corridor.kafka.clients import unavailable
+from corridor.kafka.topic_config import set_topic_config
 
 TIMEOUT_S = 30.0
+ALIGNED = ("cleanup.policy", "retention.ms")
 SCRAM_ITERATIONS = 8192
 
 
@@ -65,7 +74,8 @@ class Grant:
 
 
 def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec]) -> tuple[list[str], list[str]]:
-    """Create the topics that do not exist. Returns (created, already_existing)."""
+    """Create the topics that do not exist, and align the ``ALIGNED`` settings of those that
+    do (see the module docstring). Returns (created, already_existing)."""
     wanted = list(topics)
     if not wanted:
         return [], []
@@ -83,7 +93,32 @@ def ensure_topics(admin: AdminClient, topics: Iterable[TopicSpec]) -> tuple[list
                 existing.append(name)
             else:
                 raise unavailable(f"creating topic {name}", exc) from None
+    align_retention(admin, [t for t in wanted if t.name in existing])
     return created, existing
+
+
+def align_retention(admin: AdminClient, topics: Iterable[TopicSpec]) -> list[str]:
+    """Set the ``ALIGNED`` settings each spec names where the topic's differ. Returns the
+    names of the topics it changed."""
+    wanted = {t.name: {k: v for k, v in (t.config or {}).items() if k in ALIGNED}
+              for t in topics}
+    wanted = {name: conf for name, conf in wanted.items() if conf}
+    if not wanted:
+        return []
+    resources = [ConfigResource("topic", name) for name in sorted(wanted)]
+    changed = []
+    try:
+        described = admin.describe_configs(resources, request_timeout=TIMEOUT_S)
+        for resource, future in described.items():
+            current = future.result()
+            diff = {k: v for k, v in wanted[resource.name].items()
+                    if current.get(k) is None or current[k].value != v}
+            if diff:
+                set_topic_config(admin, resource.name, diff)
+                changed.append(resource.name)
+    except KafkaException as exc:
+        raise unavailable("describing topic configs", exc) from None
+    return changed
 
 
 def delete_topics(admin: AdminClient, names: Iterable[str]) -> None:

@@ -100,11 +100,15 @@ def _gap_events(endpoint: Endpoint, principal: Principal, corridor: str) -> list
             event = json.loads(rec.value or b"null")
         except ValueError:
             continue
-        if isinstance(event, dict) and event.get("event") == "gap" \
-                and event.get("corridor") == corridor:
+        if not isinstance(event, dict) or event.get("corridor") != corridor:
+            continue
+        if event.get("kind") == "gap":  # a chained event (core.audit): offsets inclusive
+            gaps.append(Gap(str(event["topic"]), int(event["partition"]),
+                            int(event["first_offset"]), int(event["last_offset"]) + 1))
+        elif event.get("event") == "gap":  # written before the chain
             gaps.append(Gap(str(event["topic"]), int(event["partition"]), int(event["from"]),
                             int(event["to"])))
-    return gaps
+    return sorted(set(gaps))
 
 
 def read_verify_input(origin: Endpoint, dest: Endpoint, corridor: Corridor,

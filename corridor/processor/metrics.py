@@ -19,9 +19,12 @@ latency, byte rate per topic-partition):
 | corridor_last_commit_timestamp_seconds | gauge | corridor |
 | corridor_seconds_since_last_commit | gauge | corridor (computed at scrape time) |
 | corridor_info | gauge (1) | corridor, policy, origin, destination |
+| corridor_instrument_expiry_seconds | gauge | corridor, instrument: seconds to its expiry |
 
-``reason`` is bounded: the reason's kind (``decode``, ``validate``, ``oversized``,
-``withhold``, ``admit``, ...), never its free text; ``""`` for delivered records.
+The instrument gauge is computed at scrape time; it turns negative once the instrument has
+expired (every record is then withheld as ``instrument_expired``). ``reason`` is bounded:
+the reason's kind (``decode``, ``validate``, ``oversized``, ``withhold``, ``admit``,
+``instrument_expired``, ...), never its free text; ``""`` for delivered records.
 The counters add up to what ``corridor verify`` counts for the records this process
 committed. The latency histogram is kept with numpy (one vectorised update per batch,
 not one ``observe()`` per record: the per-record call cost 5% of the avro hot loop).
@@ -175,6 +178,10 @@ class CorridorMetrics:
                                   registry=r)
         self.info = Gauge("corridor_info", "The corridor this process runs (always 1).",
                           ["corridor", "policy", "origin", "destination"], registry=r)
+        self.instrument_expiry = Gauge(
+            "corridor_instrument_expiry_seconds",
+            "Seconds until the corridor's transfer instrument expires (negative: expired, "
+            "every record is withheld).", ["corridor", "instrument"], registry=r)
         self.latency = _Latency()
         r.register(self.latency)
         self._commits: dict[str, float] = {}
@@ -216,6 +223,11 @@ class CorridorMetrics:
             seconds = np.maximum(now - stamps / 1000.0, 0.0)
             self.latency.observe_many(corridor, topic, seconds)
             self.age.labels(corridor, topic, part).set(float(seconds[-1]))
+
+    def instrument(self, corridor: str, instrument: str, expiry_s: float) -> None:
+        """The corridor runs under ``instrument``, expired from Unix time ``expiry_s``."""
+        self.instrument_expiry.labels(corridor, instrument).set_function(
+            lambda: expiry_s - self.clock())
 
     def aborted(self, corridor: str) -> None:
         self.transactions.labels(corridor, "aborted").inc()
@@ -271,6 +283,11 @@ class RunObserver:
         self.health.key_ready = not encrypts
         if self.metrics is not None:
             self.metrics.corridor(self.corridor, policy, origin, self.destination, encrypts)
+
+    def instrument(self, instrument: Any, expiry_ms: int | None) -> None:
+        """The corridor's transfer instrument (None: it names none) and its expiry."""
+        if self.metrics is not None and instrument is not None and expiry_ms is not None:
+            self.metrics.instrument(self.corridor, instrument.id, expiry_ms / 1000)
 
     def turned(self, partitions: int | None = None) -> None:
         self.health.turned()

@@ -7,10 +7,11 @@ On assignment (``Assignment.assigned``), in this order:
           transaction, so the stored offset read next is final.
   Step B. Read each partition's stored offset back from the destination, refuse
           a source topic recreated under the stored position (``SourceRecreated``),
-          report records deleted before they crossed (a gap), then resume what
-          this consumer paused and only then assign at the stored offsets
-          (a pause/resume issued later could overtake the start offset:
-          librdkafka #2190).
+          continue the partition's audit chain from the events stored with it
+          (``processor.audit``), report records deleted before they crossed (a gap,
+          which becomes a gap event of the chain), then resume what this consumer
+          paused and only then assign at the stored offsets (a pause/resume issued
+          later could overtake the start offset: librdkafka #2190).
 
 On revocation the partitions' producers are closed and their state dropped.
 Transient Kafka failures in these callbacks are waited out (``processor.retry``):
@@ -28,12 +29,12 @@ from typing import Any, TypeVar
 from corridor.core.acl import transactional_prefix
 from corridor.core.errors import SourceRecreated
 from corridor.core.offsets import StoredOffset
-from corridor.core.outbox import Outbox
 from corridor.kafka.admin import partition_counts, topic_ids
 from corridor.kafka.clients import Endpoint, admin_client
 from corridor.kafka.offsets import OffsetReader
-from corridor.kafka.sink import SideOutput, TransactionalSink
+from corridor.kafka.sink import TransactionalSink
 from corridor.kafka.source import BEGINNING, Partition, Source
+from corridor.processor.audit import AuditTrail
 from corridor.zones.credentials import Principal
 
 T = TypeVar("T")
@@ -76,16 +77,17 @@ class Assignment:
     and whether records keep their partition number.
 
     ``destinations`` maps each source topic to its destination topic; ``make_sink``
-    builds a producer for a transactional id; ``wall_ms`` is the time of gap events.
+    builds a producer for a transactional id; ``audit`` holds the partitions' audit
+    chains; ``wall_ms`` is the time of gap events.
     """
 
     def __init__(self, corridor: str, destinations: Mapping[str, str], *, source: Source,
                  reader: OffsetReader, offset_partitions: int, topology: Topology,
-                 make_sink: MakeSink, side: SideOutput, outbox: Outbox, retrying: Retrying[Any],
+                 make_sink: MakeSink, audit: AuditTrail, retrying: Retrying[Any],
                  log: Log, wall_ms: Callable[[], int] = lambda: int(time.time() * 1000)) -> None:
         self.corridor, self.destinations = corridor, dict(destinations)
         self.source, self.reader, self.offset_partitions = source, reader, offset_partitions
-        self.topology, self.make_sink, self.side, self.outbox = topology, make_sink, side, outbox
+        self.topology, self.make_sink, self.audit = topology, make_sink, audit
         self.retrying, self.log, self.wall_ms = retrying, log, wall_ms
         self.sinks: dict[Partition, TransactionalSink] = {}
         # Next source offset to process per owned partition (what was committed last).
@@ -119,6 +121,7 @@ class Assignment:
         for topic, partition in partitions:
             kept = stored.get((topic, partition))
             self._check_incarnation(topic, kept)
+            self.audit.restore((topic, partition), kept)
             start = None if kept is None else kept.next
             self.retrying("origin_unavailable", "check for a gap",
                           lambda t=topic, p=partition, s=start: self._check_gap(t, p, s))
@@ -135,6 +138,7 @@ class Assignment:
         # Processing is synchronous and callbacks run inside consume(): no batch is open.
         for tp in partitions:
             self.positions.pop(tp, None)
+            self.audit.drop(tp)
             # Not ours any more: nothing to resume (a later assignment starts afresh).
             self.fenced.pop(tp, None)
             sink = self.sinks.pop(tp, None)
@@ -217,7 +221,7 @@ class Assignment:
                                   "recreated; `corridor verify` will report the collisions")
         expected = 0 if start is None else start
         if low > expected:
-            self.side.write([self.outbox.gap(topic, partition, expected, low, self.wall_ms())])
+            self.audit.gap((topic, partition), expected, low - 1, self.wall_ms())
             self.log.error("source_gap", topic=topic, partition=partition,
                            missing_from=expected, missing_to=low,
                            reason="records were deleted at the origin before they crossed")

@@ -6,8 +6,10 @@ are there, and where its keys live. Every command, the processor and the SDK use
   the file (a zone missing there is an error, never a silent fallback to the file).
 - Credentials: the file named by ``CORRIDOR_CREDENTIALS``, else the local zones'
   ``.zones/credentials.json`` (made at first start, 0600).
-- Key providers and pseudonym secrets: the zone's ``keys:`` entry (Vault token from the
-  environment variable it names, never the file).
+- Key providers, pseudonym secrets and the audit signing key: the zone's ``keys:`` entry
+  (Vault token from the environment variable it names, never the file); the signing key
+  and pseudonym secrets are 0600 files in the zone's keys folder (``.keys`` beside the
+  corridor file for a Vault zone).
 - Schema registries: the zone's ``schema_registry:`` entry (user and password from the
   environment variables it names, never the file).
 - Who a reading command acts as in a zone (``acting_principal``), and the public keys
@@ -22,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from corridor.core.acl import AUDITOR, auditor_principal
 from corridor.core.audit import signer_id
@@ -31,7 +33,7 @@ from corridor.core.crypto import SecretBytes
 from corridor.core.errors import ConfigError, CryptoError
 from corridor.kafka.clients import Endpoint
 from corridor.keys.local import LocalKekProvider
-from corridor.keys.signing import load_public_key, zone_public_key
+from corridor.keys.signing import load_or_init_signing_key, load_public_key, zone_public_key
 from corridor.registry import SchemaRegistry, connect
 from corridor.zones import local
 from corridor.zones.credentials import Credentials, Principal, load_or_create_credentials
@@ -124,6 +126,12 @@ def schema_registry(config: Config, zone: str) -> SchemaRegistry | None:
                               f"environment variable {missing[0]} (the registry's "
                               "credentials) is not set")
     return connect(entry.url, user, password)
+
+
+def audit_signing_key(config: Config, zone: str) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs ``zone``'s audit checkpoints, made on first use
+    (``<keys>/audit/<zone>.ed25519``, 0600: ``corridor.keys.signing``)."""
+    return load_or_init_signing_key(_keys_dir(config, config.zones[zone].keys), zone)
 
 
 def _keys_dir(config: Config, keys: KeysConfig) -> Path:

@@ -11,21 +11,32 @@ correctness argument; each source partition has its own transaction):
           zone's registry (fetched once per id; while the registry does not answer the
           chunk waits, never quarantined). Then the pure pipeline: decode, classify,
           withhold, transform, tag, encode. Nothing has left the process yet.
-  Step 2. Write withheld, quarantined and audit records of every partition of
-          the round to the origin and wait until every one is acknowledged. They are keyed by lineage on
-          compacted topics, so a replay rewrites the same keys.
+          Then the chunk's audit events are drafted from its chain's head
+          (``processor.audit``): nothing of them is visible yet.
+  Step 2. Write the withheld and quarantined records of every partition of the round,
+          and the audit events (and signed checkpoints) of the chunks committed
+          before, to the origin and wait until every one is acknowledged. Side records
+          are keyed by lineage on compacted topics, so a replay rewrites the same keys;
+          an audit event written twice is a byte-identical replay.
   Step 3. Per partition, one destination transaction: egress schemas and
-          wrapped data keys not yet published, the output records, and the
-          batch's end offset in ``_corridor.offsets.<corridor>``, committed one partition
-          after another (retrying a commit that timed out; aborting only when
-          the error requires it).
+          wrapped data keys not yet published, the output records, the
+          destination's copy of a checkpoint when one is due, and the batch's end
+          offset in ``_corridor.offsets.<corridor>`` with its audit events, committed one
+          partition after another (retrying a commit that timed out; aborting only when
+          the error requires it). Once committed, the chain's head moves to the
+          chunk's last event.
   Step 4. On an abort, seek the consumer back to the batch's first offset, so
           the batch is processed again. On a fenced or fatal producer, pause the
           partition and wait ``FENCE_GRACE_S`` (longer than the group's session
           timeout): if this instance is a zombie (another owner fenced it), the
           group takes the partition away meanwhile and it writes nothing more.
           If it still owns the partition then, build a new producer (which
-          fences any zombie), re-read the stored offset, seek, resume.
+          fences any zombie), re-read the stored offset (and continue the audit
+          chain from the events stored with it), seek, resume.
+
+On a clean stop, the head of every chain not yet signed is signed (its destination copy
+in a transaction of its own) and the waiting audit records are written to the origin.
+Every transfer-instrument state change (expiring, expired) is logged once.
 
 With ``wire: confluent`` the egress schemas are registered in the DESTINATION zone's
 registry under ``<corridor topic>-value`` when the runner starts, before any record
@@ -48,10 +59,12 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from corridor.core import pipeline
 from corridor.core.acl import consumer_group
 from corridor.core.codec.dialects import confluent_ids
-from corridor.core.config import Config
+from corridor.core.config import AuditSettings, Config
 from corridor.core.config.rotation import RotationSchedule
 from corridor.core.crypto import DataKeyRing
 from corridor.core.errors import CorridorError, KafkaUnavailable
@@ -67,6 +80,7 @@ from corridor.kafka.sink import BatchAborted, SideOutput, SinkFenced, Transactio
 from corridor.kafka.source import BEGINNING, SESSION_TIMEOUT_MS, Partition, Source
 from corridor.keys.provider import KekProvider
 from corridor.processor import retry
+from corridor.processor.audit import AuditTrail, Draft, InstrumentWatch
 from corridor.processor.keys import KeyPublisher
 from corridor.processor.metrics import RunObserver
 from corridor.processor.rebalance import Assignment, MakeSink, Topology
@@ -99,6 +113,7 @@ class Prepared(NamedTuple):
     out: list[OutMessage]
     keys: set[bytes | None]
     sink: TransactionalSink
+    draft: Draft
 
 
 def _chunks(raws: list[RawMessage]) -> list[list[RawMessage]]:
@@ -125,7 +140,8 @@ class CorridorRunner:
     ``config`` is accepted for the callers' sake and not used. ``registry``: the ORIGIN
     zone's schema registry (None: it has none; Confluent-framed records are then
     quarantined as of an unknown schema id, JSON still decodes); ``egress_registry``: the
-    DESTINATION zone's, needed by ``wire: confluent``.
+    DESTINATION zone's, needed by ``wire: confluent``. ``signer``: the origin zone's audit
+    signing key (None: checkpoints are not signed); ``audit``: the file's ``audit:`` settings.
     """
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
@@ -138,7 +154,9 @@ class CorridorRunner:
                  wall_ms: Callable[[], int] = _wall_ms,
                  observer: RunObserver | None = None,
                  registry: SchemaRegistry | None = None,
-                 egress_registry: SchemaRegistry | None = None) -> None:
+                 egress_registry: SchemaRegistry | None = None,
+                 signer: Ed25519PrivateKey | None = None,
+                 audit: AuditSettings | None = None) -> None:
         self.plan = plan
         self.registry, self.egress_registry = registry, egress_registry
         if plan.confluent and egress_registry is None:
@@ -168,6 +186,8 @@ class CorridorRunner:
         self.reader = reader or OffsetReader(self.destination, principal, self.corridor.name)
         self.offset_partitions = self.reader.partitions()
         self.outbox = Outbox.for_plan(plan, self.offset_partitions)
+        self.audit = AuditTrail(plan, self.outbox, signer, audit, clock)
+        self.instrument = InstrumentWatch(plan, self.log)
         self.side = side or SideOutput(self.origin, principal, self._notify)
         self.source = source or Source(
             self.origin, principal, consumer_group(self.corridor.name),
@@ -178,7 +198,7 @@ class CorridorRunner:
             {d.source_topic: d.destination_topic for d in plan.datasets.values()},
             source=self.source, reader=self.reader, offset_partitions=self.offset_partitions,
             topology=topology or Topology(self.origin, self.destination, principal),
-            make_sink=make_sink or self._new_sink, side=self.side, outbox=self.outbox,
+            make_sink=make_sink or self._new_sink, audit=self.audit,
             retrying=self._retrying, log=self.log, wall_ms=wall_ms)
         self.source.subscribe(plan.source_topics(), on_assign=self.assignment.assigned,
                               on_revoke=self.assignment.revoked)
@@ -235,11 +255,14 @@ class CorridorRunner:
         self._stop = stop
         self.observer.started(self.corridor.policy_id, self.corridor.origin,
                               self.keys is not None)
+        self.observer.instrument(self.plan.instrument, self.plan.instrument_expiry_ms)
+        clean = False
         try:
             if not self._egress_registered():
                 return
             while not stop.is_set():
                 self.observer.turned(len(self.positions))
+                self.instrument.check(self.wall_ms())
                 if not self._keys_ready():
                     break
                 groups, empty = self.source.consume(batch.max_records, batch.max_wait_ms / 1000)
@@ -252,7 +275,10 @@ class CorridorRunner:
                 self._resume_fenced()
                 if groups and on_batch is not None:
                     on_batch(self.stats)
+            clean = True
         finally:
+            if clean:
+                self._close_audit()
             self.close()
 
     def _deliver_round(self, groups: dict[Partition, list[RawMessage]]) -> None:
@@ -262,7 +288,9 @@ class CorridorRunner:
         acknowledged) once, before the partitions' transactions. A partition whose chunk
         did not commit drops its later chunks (it seeked back: they are read again)."""
         fenced = self.assignment.fenced
-        pending = {tp: _chunks(raws) for tp, raws in groups.items() if tp not in fenced}
+        # Only partitions this instance owns (assigned, not revoked) and whose producer works.
+        pending = {tp: _chunks(raws) for tp, raws in groups.items()
+                   if tp not in fenced and tp in self.positions}
         while pending:
             prepared = []
             for tp, chunks in pending.items():
@@ -273,8 +301,9 @@ class CorridorRunner:
                 if ready is None:
                     return  # stopping while a registry did not answer: as above
                 prepared.append(ready)
-            # Step 2: side output to the origin, acknowledged before any destination commit.
-            self.side.write([m for p in prepared for m in p.side])
+            # Step 2: side output to the origin, acknowledged before any destination commit:
+            # the audit records of the chunks committed before, then this round's.
+            self.side.write(self.audit.take() + [m for p in prepared for m in p.side])
             # Step 3: the destination transactions.
             errors = self._commit_all(prepared)
             for p, error in zip(prepared, errors, strict=True):
@@ -343,16 +372,19 @@ class CorridorRunner:
         result = pipeline.process(raws, self.plan, dataset_plan, now_ms, writer_schemas=writers)
         if self.keys is not None:
             self.keys.counted(len(raws))  # encrypted under the current key, committed or not
+        first, last = raws[0].lineage.offset, raws[-1].lineage.offset
+        draft = self.audit.draft(tp, dataset_plan, result, first, last, now_ms)
         # The source's partition number when the destination has as many, else murmur2.
         aligned = self.assignment.aligned.get(topic, False)
         batch = self.outbox.batch(
-            result, topic, partition, raws[0].lineage.offset, raws[-1].lineage.offset,
+            result, topic, partition, first, last,
             destination_topic=dataset_plan.destination_topic,
             destination_partition=partition if aligned else None,
             topic_id=self.assignment.source_ids.get(topic), published=self.published,
-            pending_keys=self.keys.pending if self.keys is not None else {}, now_ms=now_ms)
+            pending_keys=self.keys.pending if self.keys is not None else {},
+            audit=draft.encoded, checkpoint=draft.checkpoint)
         return Prepared(tp, raws, result, batch.side, batch.out, batch.key_ids,
-                        self.assignment.sink_for(topic, partition))
+                        self.assignment.sink_for(topic, partition), draft)
 
     def _commit_all(self, prepared: list[Prepared]) -> list[CorridorError | None]:
         """Step 3 for every prepared chunk, one after another; the error of each (None
@@ -389,6 +421,7 @@ class CorridorRunner:
             return False
         self.published.update(s.fingerprint for s in p.result.egress_schemas_used)
         self.positions[p.tp] = p.raws[-1].lineage.offset + 1
+        self.audit.committed(p.tp, p.draft)
         if self.keys is not None:
             self.keys.committed(p.keys)
         # Records: an Arrow message holds many.
@@ -406,13 +439,36 @@ class CorridorRunner:
             del fenced[(topic, partition)]
             self.assignment.sink_for(topic, partition, fresh=True)
             stored = self._retrying("destination_unavailable", "read stored offsets",
-                                    lambda t=topic, p=partition: self.reader.read(
+                                    lambda t=topic, p=partition: self.reader.read_stored(
                                         [(t, p)], self.offset_partitions))
-            offset = stored.get((topic, partition), BEGINNING)
+            kept = stored.get((topic, partition))
+            # Another owner may have committed meanwhile: its position and chain head count.
+            self.audit.restore((topic, partition), kept)
+            offset = BEGINNING if kept is None else kept.next
+            self.positions[(topic, partition)] = 0 if kept is None else kept.next
             self.assignment.resume([(topic, partition)])
             self.source.seek(topic, partition, offset)
             self.log.warning("producer_replaced", topic=topic, partition=partition,
                              resume_at=offset)
+
+    def _close_audit(self) -> None:
+        """A clean stop: sign every chain head not signed yet (its destination copy and the
+        stored-offset record naming it in a transaction of its own; a producer that fails
+        here signs nothing), then write the
+        waiting audit records to the origin. A crash skips this: the stored offset records
+        hold what it would have written, and the next owner writes it."""
+        for tp, cp, records in self.audit.closing(self.wall_ms(), self.assignment.source_ids):
+            sink = self.assignment.sinks.get(tp)
+            if sink is None or tp in self.assignment.fenced:
+                continue
+            try:
+                sink.write(records)
+            except (BatchAborted, SinkFenced) as exc:
+                self.log.warning("audit_checkpoint_skipped", topic=tp[0], partition=tp[1],
+                                 seq=cp.seq, reason=str(exc))
+                continue
+            self.audit.signed(tp, cp)
+        self.side.write(self.audit.take())
 
     def close(self) -> None:
         self.source.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from corridor.core.acl import corridor_principal
@@ -21,6 +22,7 @@ from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
 from corridor.processor.metrics import CorridorMetrics, Health, RunObserver
 from corridor.processor.resolve import (
+    audit_signing_key,
     credentials,
     endpoints_for,
     kek_provider,
@@ -51,12 +53,14 @@ def pseudonymizes(config: Config, corridor_name: str) -> bool:
 def make_runner(config: Config, name: str, instance: str, logger: Any,
                 schedule: RotationSchedule | None = None,
                 metrics: CorridorMetrics | None = None,
-                health: dict[str, Health] | None = None) -> CorridorRunner:
+                health: dict[str, Health] | None = None,
+                wall_ms: Callable[[], int] | None = None) -> CorridorRunner:
     """One corridor's runner. Its first data key is drawn here (epoch one past the highest
     published for the corridor) and wrapped when the runner starts (see processor.keys).
     ``schedule`` (the run flags) overrides the corridor's ``rotate`` from the file;
     ``metrics`` and ``health`` (corridor name -> Health, filled here) feed /metrics,
-    /healthz and /readyz."""
+    /healthz and /readyz; ``wall_ms`` replaces the wall clock (Unix ms) of record time,
+    audit events and instrument expiry (tests)."""
     corridor = config.corridors[name]
     # The ring rotates only when the publisher asks (processor.keys applies the schedule).
     ring = DataKeyRing() if encrypts(config, name) else None
@@ -75,10 +79,13 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
     # destination's receives the egress schemas of a ``wire: confluent`` corridor.
     egress_registry = (schema_registry(config, corridor.destination) if plan.confluent
                        else None)
+    clock = {"wall_ms": wall_ms} if wall_ms is not None else {}
     return CorridorRunner(config, plan, endpoints, principal, logger, instance, data_keys=ring,
                           kek_provider=provider, rotation=rotation_for(corridor, schedule),
                           observer=observer, registry=schema_registry(config, corridor.origin),
-                          egress_registry=egress_registry)
+                          egress_registry=egress_registry,
+                          signer=audit_signing_key(config, corridor.origin),
+                          audit=config.audit, **clock)
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:

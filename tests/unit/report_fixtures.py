@@ -59,7 +59,7 @@ class Chain:
             self.instrument, self.legal_basis, self.policy, first, first + n + extra_offsets - 1,
             outcomes={"delivered": delivered, "withheld": sum(withheld.values()),
                       "quarantined": sum(quarantined.values())},
-            reasons={**withheld, **quarantined}, protections=self.protections,
+            reasons=withheld, quarantine_reasons=quarantined, protections=self.protections,
             key_ids=self.keys if delivered else ())
         return self._append(summary, ts_ms)
 

@@ -303,3 +303,10 @@ def test_signing_key_missing_or_not_a_key(tmp_path: Path) -> None:
     path.write_bytes(b"not a key")
     with pytest.raises(KeyFileError, match="not an Ed25519"):
         load_signing_key(tmp_path, "eu")
+
+
+def test_a_zombies_late_write_of_an_old_event_after_later_seqs_is_a_replay() -> None:
+    """A resumed zombie flushes event 2 after the new owner wrote 3 and 4."""
+    events = [encode_event(e) for e in chain(5)[0]]
+    report = verify_chain([*events, events[2]])
+    assert report.ok and report.replays == (5,) and report.head_seq == 4

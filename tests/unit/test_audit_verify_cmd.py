@@ -295,3 +295,14 @@ def test_acting_principal_prefers_the_zone_auditor(tmp_path: Path,
     assert acting_principal("hk", "admin").username == "admin"
     with pytest.raises(ConfigError, match="auditor-eu"):
         acting_principal("eu", "auditor")
+
+
+def test_operators_notices_on_the_audit_topic_are_no_break() -> None:
+    """`corridor held release` and `corridor erase` write their notices to the same topic."""
+    events, cps = two_chains()
+    release = json.dumps({"event": "release", "corridor": "hk-eu", "by": "ops"}).encode()
+    erase = json.dumps({"event": "erase", "subject": "3f2a", "recipients": ["eu"]}).encode()
+    assert check(events[:3] + [release] + events[3:] + [erase], cps).ok
+    # an unknown "event" is still a break: only the named notices are skipped
+    other = json.dumps({"event": "rewrite", "corridor": "hk-eu"}).encode()
+    assert first(check(events[:3] + [other] + events[3:], cps))[0] == "undecodable"

@@ -25,3 +25,11 @@ def test_the_refusal_names_the_topic_both_ids_and_what_to_do() -> None:
     assert "hk.outbound.trade.shipment was deleted and recreated" in text
     assert "AAA" in text and "BBB" in text and "Nothing of the new topic was read" in text
     assert error.fields()["stored_topic_id"] == "AAA"
+
+
+def test_audit_events_and_a_checkpoint_ride_in_the_record_byte_for_byte() -> None:
+    events = ('{"corridor":"hk-eu","note":"caf\u00e9 \u6e2f"}'.encode(), b'{"seq":1}')
+    value = encode_offset(10, "5-9", "id", events, b'{"seq":1,"signature":"ab"}')
+    stored = decode_stored(value)
+    assert stored.audit == events and stored.checkpoint == b'{"seq":1,"signature":"ab"}'
+    assert decode_stored(encode_offset(10, "5-9")).audit == ()

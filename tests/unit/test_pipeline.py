@@ -219,3 +219,49 @@ def test_empty_batch(config: Config) -> None:
     assert result.egress_schemas_used == ()
     assert result.outcomes() == {}
     assert Outcome.DELIVERED.value == "delivered" and isinstance(Lineage.parse("a/1/2"), Lineage)
+
+
+# -- the transfer instrument: its id on every record; after its expiry nothing crosses -----
+
+def _with_instrument(tmp_path, expires: str) -> Config:  # type: ignore[no-untyped-def]
+    from corridor.core.config import load_config
+    from tests.unit.plan_fixtures import CONFIG
+
+    text = CONFIG.replace("    legal_basis: DEPA\n", "    legal_basis: DEPA\n    instrument: rmc\n")
+    text = text.replace("    legal_basis: PDPO-RMCC\n",
+                        "    legal_basis: PDPO-RMCC\n    instrument: rmc\n")
+    text += f"""\
+instruments:
+  rmc:
+    kind: HK-RMC
+    reference: PCPD-RMC-TEST
+    parties: [A, B]
+    signed: 2020-01-01
+    expires: {expires}
+    purpose: tests
+    retention: 30d
+"""
+    path = tmp_path / "corridors.yaml"
+    path.write_text(text)
+    return load_config(path)
+
+
+@pytest.mark.parametrize("corridor", ["hk-eu", "hk-asean"])  # avro and arrow
+def test_records_carry_the_instrument_and_are_all_withheld_once_it_has_expired(
+        tmp_path, corridor: str) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_for(_with_instrument(tmp_path, "2023-11-14"), corridor)
+    dp = plan.datasets[DATASET]
+    msgs = messages(dp.source_topic, generate_records(DATASET, 40, seed=9, bad_ratio=0.1))
+    end_of_expiry_day = 1_700_006_400_000  # 2023-11-15T00:00:00Z
+    assert plan.instrument_expiry_ms == end_of_expiry_day
+
+    before = process(msgs, plan, dp, end_of_expiry_day - 1)
+    before.check()
+    assert before.delivered and all((dict(d.headers).get("corridor-instrument") == b"rmc")
+                                    for d in before.delivered)
+
+    after = process(msgs, plan, dp, end_of_expiry_day)
+    after.check()
+    assert after.delivered == [] and len(after.quarantined) == len(before.quarantined)
+    assert {w.reason for w in after.withheld} == {"instrument_expired: rmc"}
+    assert len(after.withheld) == after.inputs - len(after.quarantined)

@@ -126,7 +126,7 @@ def _framed(rows: list[dict], schema) -> list[bytes]:  # type: ignore[no-untyped
 def _side(outbox: Outbox, result) -> list[HeldRecord]:  # type: ignore[no-untyped-def]
     """What the origin keeps: the outbox's side records, read back."""
     out = []
-    for m in outbox.side(result, T, 0, 0, 0, NOW)[:-1]:  # the last one is the audit event
+    for m in outbox.side(result):
         outcome = Outcome.WITHHELD if m.topic == outbox.withheld_topic else Outcome.QUARANTINED
         rec = held_record(outcome, m.key, m.value, m.headers or [], NOW)
         assert rec is not None
@@ -199,7 +199,7 @@ def test_a_side_record_without_a_source_key_has_no_key_header(tmp_path: Path) ->
     plan = plan_for(config, "hk-eu")
     dp = plan.dataset_for_topic(T)
     result = process([RawMessage(Lineage(T, 0, 0), b"garbage", None)], plan, dp, NOW)
-    side = Outbox.for_plan(plan, 6).side(result, T, 0, 0, 0, NOW)[0]
+    side = Outbox.for_plan(plan, 6).side(result)[0]
     assert [name for name, _ in side.headers or []] == [wire.REASON]
 
 

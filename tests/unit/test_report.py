@@ -222,3 +222,12 @@ def test_totals_equal_corridor_verify_totals_for_the_same_records(config: Config
     assert set(totals) <= set(checked)
     assert totals == {k: checked[k] for k in totals}
     assert totals["source"] == 40
+
+
+def test_operators_notices_are_counted_apart_not_undecodable(config: Config) -> None:
+    values = realistic_log()
+    release = b'{"event": "release", "corridor": "hk-eu", "by": "ops", "count": 3}'
+    log = split_log(values[:2] + [release] + values[2:] + [b"garbage"])
+    assert log.notices == {"release": 1}
+    assert log.undecodable == 1
+    assert len(log.events) == len(split_log(values).events)

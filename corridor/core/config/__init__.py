@@ -2,15 +2,17 @@
 
 model: the values (Config, Zone, Dataset, Corridor, ...); load: ``load_config``;
 document: YAML with line numbers; datasets, corridors, policy: one section each;
-rotation: a corridor's key-rotation schedule; instruments: the transfer instruments
-and a corridor's ``instrument:``; subjects: a dataset's ``subject:``, a zone's
-``thresholds:``, a corridor's ``purposes:`` and ``erasable:``. Modules of this package import
+rotation: a corridor's key-rotation schedule; audit: the ``audit:`` section;
+instruments: the transfer instruments and a corridor's ``instrument:``; subjects: a
+dataset's ``subject:``, a zone's ``thresholds:``, a corridor's ``purposes:`` and
+``erasable:``. Modules of this package import
 ``.model``, never the package (that is what keeps them acyclic).
 """
 
 from corridor.core.config.instruments import InstrumentState, instrument_state
 from corridor.core.config.load import load_config
 from corridor.core.config.model import (
+    AuditSettings,
     BatchSettings,
     Config,
     Corridor,
@@ -29,6 +31,7 @@ from corridor.core.config.model import (
 )
 
 __all__ = [
+    "AuditSettings",
     "BatchSettings",
     "Config",
     "Corridor",

@@ -129,7 +129,7 @@ def _build_instrument(name: str, view: MapView, problems: Problems) -> Instrumen
     if signed is not None and expires is not None and expires < signed:
         problems.add(view.value_line("expires"), view.child("expires"),
                      f"expires {expires.isoformat()} is before signed {signed.isoformat()}")
-    retention = _retention(view, problems)
+    retention = retention_days(view, problems)
     if len(problems.errors) > before:
         return None
     assert kind and reference and purpose and parties and signed and expires and retention
@@ -172,7 +172,7 @@ def _date(view: MapView, key: str, problems: Problems) -> dt.date | None:
     return None
 
 
-def _retention(view: MapView, problems: Problems) -> int | None:
+def retention_days(view: MapView, problems: Problems) -> int | None:
     """Days: an integer > 0, or N followed by d, w, m (30 days) or y (365 days)."""
     if "retention" not in view.data:
         problems.add(view.line, view.child("retention"),

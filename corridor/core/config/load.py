@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from corridor.core.config.audit import build_audit
 from corridor.core.config.corridors import build_corridors
 from corridor.core.config.datasets import build_datasets
 from corridor.core.config.document import (
@@ -27,7 +28,7 @@ from corridor.core.config.model import Config, KeysConfig, SchemaRegistryConfig,
 from corridor.core.config.subjects import build_thresholds
 
 TOP_KEYS = ("zones", "datasets", "corridors")
-OPTIONAL_TOP_KEYS = ("instruments",)
+OPTIONAL_TOP_KEYS = ("instruments", "audit")
 ZONE_KEYS = ("bootstrap", "jurisdiction", "keys", "schema_registry", "thresholds", "description")
 REGISTRY_KEYS = ("url", "user_env", "password_env")
 LOCAL_KEYS = ("provider", "path")
@@ -59,7 +60,9 @@ def load(path: Path) -> Config:
                 top.data[key],
                 key,
                 top.key_line(key),
-                f"a mapping of {key[:-1]} names to settings",
+                "audit settings {retention, checkpoint_every_events, "
+                "checkpoint_every_seconds}" if key == "audit"
+                else f"a mapping of {key[:-1]} names to settings",
                 problems,
             )
     zones_view = sections["zones"]
@@ -75,10 +78,11 @@ def load(path: Path) -> Config:
         sections["corridors"], zones, zone_names, datasets, dataset_names, problems,
         instruments, declared,
     )
+    audit = build_audit(sections["audit"], problems)
     problems.raise_if_any()
     return Config(
         path, MappingProxyType(zones), MappingProxyType(datasets), MappingProxyType(corridors),
-        MappingProxyType(instruments),
+        MappingProxyType(instruments), audit,
     )
 
 

@@ -9,7 +9,8 @@ untransformed.
 
 Model (all values frozen):
 
-- ``Config(path, zones, datasets, corridors, instruments)``
+- ``Config(path, zones, datasets, corridors, instruments, audit)``; ``audit``: the
+  ``AuditSettings`` of the optional top-level ``audit:`` section
 - ``Instrument(id, kind, reference, parties, signed, expires, purpose, retention_days)``
 - ``Zone(name, bootstrap, jurisdiction, keys: KeysConfig, schema_registry:
   SchemaRegistryConfig | None, thresholds: Thresholds | None)``
@@ -307,6 +308,22 @@ class Corridor:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The top-level ``audit:`` section: how long the audit topics keep events and signed
+    checkpoints (``retention_days``, default 3 years), and how often the processor signs a
+    chain's head (after ``checkpoint_events`` events or ``checkpoint_seconds`` seconds,
+    whichever comes first, and on a clean stop). Not part of any policy hash."""
+
+    retention_days: int = 3 * 365
+    checkpoint_events: int = 100
+    checkpoint_seconds: int = 60
+
+    @property
+    def retention_ms(self) -> int:
+        return self.retention_days * 86_400_000
+
+
+@dataclass(frozen=True)
 class Config:
     """A whole corridor file, valid as a whole."""
 
@@ -315,6 +332,7 @@ class Config:
     datasets: Mapping[str, Dataset]
     corridors: Mapping[str, Corridor]
     instruments: Mapping[str, Instrument] = field(default_factory=lambda: MappingProxyType({}))
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def summary(self) -> str:
         """``corridors.yaml: 3 zones, 3 datasets, 5 corridors``."""

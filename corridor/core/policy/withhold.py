@@ -7,7 +7,9 @@ rows pass, so a dict is cheaper than a reason per row. Reason strings:
   result fails): the row goes to quarantine;
 - ``withhold: <rule text>`` (the corridor's rule held), or
   ``withhold: <rule text> (evaluated to null)`` (fail closed): withheld;
-- ``class important not admitted by corridor <name>``: withheld.
+- ``class important not admitted by corridor <name>``: withheld;
+- ``instrument_expired: <id>``: the corridor's transfer instrument has expired, so
+  every record that decodes and validates is withheld (fail closed).
 
 The rule is checked before the class, so a row both rules and classes would
 withhold carries the rule's reason.
@@ -64,6 +66,15 @@ def validate_reason(rule: Rule) -> str:
 
 def withhold_reason(rule: Rule, result: bool | None) -> str:
     return f"withhold: {rule.text}" if result else f"withhold: {rule.text} (evaluated to null)"
+
+
+def expired_reasons(rows: int, instrument: str) -> Reasons:
+    """Every row of a batch processed after the instrument expired."""
+    return dict.fromkeys(range(rows), expired_reason(instrument))
+
+
+def expired_reason(instrument: str) -> str:
+    return f"instrument_expired: {instrument}"
 
 
 def class_reason(kind: RecordKind, corridor: str) -> str:

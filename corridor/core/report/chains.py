@@ -12,6 +12,7 @@ status says from which seq (``first_seq``), so a missing beginning shows in the 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ from corridor.core.audit import (
     ChainId,
     ChainReport,
     decode_event,
+    notice_kind,
     verify_chain,
 )
 
@@ -33,6 +35,7 @@ class SplitLog:
     events: list[AuditEvent] = field(default_factory=list)
     chains: dict[ChainId, list[AuditEvent]] = field(default_factory=dict)
     undecodable: int = 0
+    notices: Counter[str] = field(default_factory=Counter)
 
 
 def split_log(values: Iterable[bytes | None]) -> SplitLog:
@@ -40,6 +43,10 @@ def split_log(values: Iterable[bytes | None]) -> SplitLog:
     encoding is counted as undecodable; a null value too)."""
     out = SplitLog()
     for value in values:
+        kind = notice_kind(value)
+        if kind is not None:
+            out.notices[kind] += 1  # an operator's notice (release, erase): no chain event
+            continue
         try:
             event = decode_event(value if value is not None else b"")
         except AuditDecodeError:

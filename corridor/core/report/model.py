@@ -11,10 +11,8 @@ to the first (same chain and seq, same bytes): it is counted once (``replays``).
 different events at one (chain, seq) are a ``conflict``: the first in log order is counted, and the
 chain does not reconcile. The window is ``[from_ms, to_ms)`` on the events' ``ts_ms``.
 
-**Reasons.** An event counts withhold and quarantine reasons in one map. A reason is the
-quarantine's when the batch quarantined records and either withheld none or the reason is
-one the pipeline gives a quarantined record (``decode:``, ``validate:``, ``oversized:``);
-else the withhold's. The terms are those of ``corridor verify`` (``withheld_by_reason``,
+**Reasons.** An event counts withheld records by reason (``reasons``) and quarantined
+records by reason (``quarantine_reasons``) apart. The terms are those of ``corridor verify`` (``withheld_by_reason``,
 ``quarantined_by_reason``: the reason text of the side records).
 
 **Reconciliation** (per chain, over its events in the window, in seq order): the chain
@@ -44,7 +42,6 @@ from corridor.core.audit import (
 )
 from corridor.core.config import Config, Instrument
 
-QUARANTINE_PREFIXES = ("decode:", "validate:", "oversized:")
 KEY_EPOCH = re.compile(r"-dek-e(\d+)-")
 
 
@@ -82,11 +79,8 @@ class Tally:
         self.delivered += out.get("delivered", 0)
         self.withheld += out.get("withheld", 0)
         self.quarantined += out.get("quarantined", 0)
-        for reason, count in summary.reasons.items():
-            if is_quarantine_reason(reason, summary):
-                self.quarantined_by_reason[reason] += count
-            else:
-                self.withheld_by_reason[reason] += count
+        self.withheld_by_reason.update(summary.reasons)
+        self.quarantined_by_reason.update(summary.quarantine_reasons)
 
     def merge(self, other: Tally) -> None:
         self.delivered += other.delivered
@@ -94,13 +88,6 @@ class Tally:
         self.quarantined += other.quarantined
         self.withheld_by_reason.update(other.withheld_by_reason)
         self.quarantined_by_reason.update(other.quarantined_by_reason)
-
-
-def is_quarantine_reason(reason: str, summary: BatchSummary) -> bool:
-    """Whether *reason* counted quarantined records of *summary*'s batch (module docstring)."""
-    if not summary.outcomes.get("quarantined", 0):
-        return False
-    return not summary.outcomes.get("withheld", 0) or reason.startswith(QUARANTINE_PREFIXES)
 
 
 def key_epoch(key_id: str) -> int | None:
