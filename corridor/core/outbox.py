@@ -5,8 +5,9 @@
 - the *side* records, for the origin: withheld and quarantined records (keyed
   by lineage, the reason in a header) and the batch's audit event;
 - the *out* records, for the destination transaction, in this order: egress
-  schemas not yet published, wrapped data keys not yet committed, the
-  delivered records, and the batch's stored position (``core.offsets``).
+  schemas not yet published, wrapped data keys not yet committed (the
+  corridor's, then the subject keys of erasable fields), the delivered
+  records, and the batch's stored position (``core.offsets``).
 
 Every key is derived from the corridor, the source partition and the offsets,
 never from the clock, so a replayed batch rewrites the same keys on the
@@ -60,14 +61,19 @@ class Outbox:
     def batch(self, result: BatchResult, topic: str, partition: int, first: int, last: int, *,
               destination_topic: str, destination_partition: int | None,
               topic_id: str | None, published: Collection[bytes],
-              pending_keys: Mapping[str, bytes], now_ms: int) -> BatchMessages:
+              pending_keys: Mapping[str, bytes], now_ms: int,
+              subject_keys: Mapping[str, bytes] | None = None) -> BatchMessages:
         """Every record of one batch of source ``topic``/``partition``, offsets ``first`` to
         ``last`` (inclusive). ``destination_partition`` None lets the producer's partitioner
         place delivered records; ``published`` are the fingerprints of schemas already in
-        the catalog; ``pending_keys`` the wrapped data keys not yet committed, by key id."""
+        the catalog; ``pending_keys`` the wrapped data keys not yet committed, by key id;
+        ``subject_keys`` the subject key records (``SubjectKeyRecord.to_json``) of this source
+        partition not yet committed, by key id."""
         side = self.side(result, topic, partition, first, last, now_ms)
         out = self.catalog(result, published, pending_keys)
-        key_ids = {m.key for m in out if m.topic == topics.KEYS}
+        out += [OutMessage(topics.SUBJECT_KEYS, record, key_id.encode())
+                for key_id, record in (subject_keys or {}).items()]
+        key_ids = {m.key for m in out if m.topic in (topics.KEYS, topics.SUBJECT_KEYS)}
         out += delivered(result, destination_topic, destination_partition)
         out.append(self.offset(topic, partition, first, last, topic_id))
         return BatchMessages(side, out, key_ids)

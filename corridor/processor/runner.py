@@ -10,12 +10,14 @@ correctness argument; each source partition has its own transaction):
   Step 1. Writer schemas of the chunk's Confluent-framed records from the ORIGIN
           zone's registry (fetched once per id; while the registry does not answer the
           chunk waits, never quarantined). Then the pure pipeline: decode, classify,
-          withhold, transform, tag, encode. Nothing has left the process yet.
+          withhold, transform, tag, encode; erasable fields ask ``processor.subject_keys``
+          once for the chunk's subject keys (found, unwrapped, or drawn and wrapped; it
+          waits while the key provider does not answer). Nothing has left the process yet.
   Step 2. Write withheld, quarantined and audit records of every partition of
           the round to the origin and wait until every one is acknowledged. They are keyed by lineage on
           compacted topics, so a replay rewrites the same keys.
   Step 3. Per partition, one destination transaction: egress schemas and
-          wrapped data keys not yet published, the output records, and the
+          wrapped data keys (and that partition's subject keys) not yet published, the output records, and the
           batch's end offset in ``_corridor.offsets.<corridor>``, committed one partition
           after another (retrying a commit that timed out; aborting only when
           the error requires it).
@@ -71,6 +73,8 @@ from corridor.processor.keys import KeyPublisher
 from corridor.processor.metrics import RunObserver
 from corridor.processor.rebalance import Assignment, MakeSink, Topology
 from corridor.processor.stats import Stats
+from corridor.processor.subject_keys import Notify, SubjectKeyKeeper
+from corridor.processor.subject_keys import Stopped as SubjectKeysStopped
 from corridor.registry import SchemaRegistry
 from corridor.registry.waiting import Stopped, until_available
 from corridor.zones.credentials import Principal
@@ -125,7 +129,9 @@ class CorridorRunner:
     ``config`` is accepted for the callers' sake and not used. ``registry``: the ORIGIN
     zone's schema registry (None: it has none; Confluent-framed records are then
     quarantined as of an unknown schema id, JSON still decodes); ``egress_registry``: the
-    DESTINATION zone's, needed by ``wire: confluent``.
+    DESTINATION zone's, needed by ``wire: confluent``. ``subject_keys`` makes the keeper of
+    the per-subject keys of erasable fields (``processor.subject_keys``; needed when the
+    corridor has any) from the runner's notify and log.
     """
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
@@ -138,7 +144,9 @@ class CorridorRunner:
                  wall_ms: Callable[[], int] = _wall_ms,
                  observer: RunObserver | None = None,
                  registry: SchemaRegistry | None = None,
-                 egress_registry: SchemaRegistry | None = None) -> None:
+                 egress_registry: SchemaRegistry | None = None,
+                 subject_keys: Callable[[Notify, Log], SubjectKeyKeeper] | None = None
+                 ) -> None:
         self.plan = plan
         self.registry, self.egress_registry = registry, egress_registry
         if plan.confluent and egress_registry is None:
@@ -165,6 +173,7 @@ class CorridorRunner:
                 rotation or RotationSchedule(), self._notify, self.log,
                 lambda: ControlListener(self.destination, principal, self.corridor.name),
                 wait=self._wait_turning)
+        self.subject_keys = subject_keys(self._notify, self.log) if subject_keys else None
         self.reader = reader or OffsetReader(self.destination, principal, self.corridor.name)
         self.offset_partitions = self.reader.partitions()
         self.outbox = Outbox.for_plan(plan, self.offset_partitions)
@@ -263,6 +272,9 @@ class CorridorRunner:
         did not commit drops its later chunks (it seeked back: they are read again)."""
         fenced = self.assignment.fenced
         pending = {tp: _chunks(raws) for tp, raws in groups.items() if tp not in fenced}
+        if self.subject_keys is not None:  # a new producer: the book is read again
+            self.subject_keys.owned({f"{t}/{p}": sink for (t, p), sink
+                                     in self.assignment.sinks.items()}, self._stop)
         while pending:
             prepared = []
             for tp, chunks in pending.items():
@@ -340,7 +352,13 @@ class CorridorRunner:
         if writers is None:
             return None
         now_ms = self.wall_ms()
-        result = pipeline.process(raws, self.plan, dataset_plan, now_ms, writer_schemas=writers)
+        subject_keys = self.subject_keys
+        try:
+            result = pipeline.process(raws, self.plan, dataset_plan, now_ms,
+                                      writer_schemas=writers,
+                                      erasable=subject_keys.sealing if subject_keys else None)
+        except SubjectKeysStopped:
+            return None  # stopping while the key provider did not answer
         if self.keys is not None:
             self.keys.counted(len(raws))  # encrypted under the current key, committed or not
         # The source's partition number when the destination has as many, else murmur2.
@@ -350,7 +368,9 @@ class CorridorRunner:
             destination_topic=dataset_plan.destination_topic,
             destination_partition=partition if aligned else None,
             topic_id=self.assignment.source_ids.get(topic), published=self.published,
-            pending_keys=self.keys.pending if self.keys is not None else {}, now_ms=now_ms)
+            pending_keys=self.keys.pending if self.keys is not None else {}, now_ms=now_ms,
+            subject_keys=subject_keys.pending_for(f"{topic}/{partition}") if subject_keys
+            else None)
         return Prepared(tp, raws, result, batch.side, batch.out, batch.key_ids,
                         self.assignment.sink_for(topic, partition))
 
@@ -391,6 +411,8 @@ class CorridorRunner:
         self.positions[p.tp] = p.raws[-1].lineage.offset + 1
         if self.keys is not None:
             self.keys.committed(p.keys)
+        if self.subject_keys is not None:
+            self.subject_keys.committed(f"{topic}/{partition}", p.keys)
         # Records: an Arrow message holds many.
         self.stats.count(p.result.counts(), p.result.inputs, self.clock())
         self.observer.committed(topic, partition, p.result, p.raws)
@@ -420,6 +442,8 @@ class CorridorRunner:
         self.side.close()
         if self.keys is not None:
             self.keys.close()
+        if self.subject_keys is not None:
+            self.subject_keys.close()
         self.log.info("corridor_stopped", **self.stats.as_dict())
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from corridor.core.acl import corridor_principal
@@ -17,8 +18,10 @@ from corridor.core.crypto import DataKeyRing
 from corridor.core.crypto.rotation import latest_epoch
 from corridor.core.errors import CorridorError, KafkaUnavailable
 from corridor.core.plan import build_plan
+from corridor.core.subjects import subject_key
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
+from corridor.kafka.subject_keys_topic import ErasureListener, read_subject_keys
 from corridor.processor.metrics import CorridorMetrics, Health, RunObserver
 from corridor.processor.resolve import (
     credentials,
@@ -26,8 +29,10 @@ from corridor.processor.resolve import (
     kek_provider,
     pseudonym_secret,
     schema_registry,
+    subject_secret,
 )
-from corridor.processor.runner import CorridorRunner
+from corridor.processor.runner import CorridorRunner, Log
+from corridor.processor.subject_keys import Notify, SubjectKeyKeeper
 from corridor.zones.credentials import Principal
 
 
@@ -75,10 +80,28 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
     # destination's receives the egress schemas of a ``wire: confluent`` corridor.
     egress_registry = (schema_registry(config, corridor.destination) if plan.confluent
                        else None)
+    keeper = (_subject_keys(config, name, endpoints[corridor.destination], principal, provider)
+              if provider is not None and any(corridor.erasable.values()) else None)
     return CorridorRunner(config, plan, endpoints, principal, logger, instance, data_keys=ring,
                           kek_provider=provider, rotation=rotation_for(corridor, schedule),
                           observer=observer, registry=schema_registry(config, corridor.origin),
-                          egress_registry=egress_registry)
+                          egress_registry=egress_registry, subject_keys=keeper)
+
+
+def _subject_keys(config: Config, name: str, destination: Endpoint, principal: Principal,
+                  provider: Any) -> Callable[[Notify, Log], SubjectKeyKeeper]:
+    """The maker of the corridor's subject key keeper (erasable fields): the origin zone's
+    subject key, the destination's KEK, its subject key topic and control topic."""
+    corridor = config.corridors[name]
+    key = subject_key(corridor.origin, subject_secret(config, corridor.origin))
+
+    def make(notify: Notify, log: Log) -> SubjectKeyKeeper:
+        return SubjectKeyKeeper(
+            name, corridor.destination, key, provider,
+            lambda: read_subject_keys(destination, principal), notify, log,
+            lambda: ErasureListener(destination, principal, name))
+
+    return make
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:
