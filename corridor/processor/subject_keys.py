@@ -78,6 +78,7 @@ class SubjectKeyKeeper:
         self.sealing = ErasableSealing(subject_key, self.resolve)
         self.pending: dict[str, dict[str, bytes]] = {}  # scope -> key id -> record
         self._keys: dict[str, DataKey] = {}
+        self._ids: dict[Pair, str] = {}  # the current key id of a pair (an HMAC each)
         self._scope_keys: dict[str, set[str]] = {}
         self._owners: dict[str, object] = {}
         self._listener: ErasureListener | None = None
@@ -98,6 +99,7 @@ class SubjectKeyKeeper:
             for key_id in self._scope_keys.pop(scope, set()):
                 self._keys.pop(key_id, None)
         if changed or self.book is None:
+            self._ids.clear()
             self.book = self._read_book()
             self.log.info("subject_keys_loaded", scopes=len(changed))
 
@@ -114,18 +116,25 @@ class SubjectKeyKeeper:
         """The key source of ``core.policy.erasable`` (see the module docstring)."""
         book = self.book if self.book is not None else self._load()
         ids: dict[Pair, str] = {}
-        for subject, scope in sorted(pairs):
-            key_id, generation, record = book.current(self._secret, self.corridor,
-                                                      self.destination, subject, scope)
+        for pair in sorted(pairs):
+            key_id = self._ids.get(pair, "")
             if key_id not in self._keys:
-                if record is not None:
-                    self._keys[key_id] = self._kms(lambda r=record: self.provider.unwrap(
-                        r.wrapped), key_id)
-                else:
-                    self._draw(key_id, generation, subject, scope, book)
-                self._scope_keys.setdefault(scope, set()).add(key_id)
-            ids[(subject, scope)] = key_id
+                key_id = self._ids[pair] = self._find(book, *pair)
+            ids[pair] = key_id
         return SubjectKeys(ids, {k: self._keys[k] for k in set(ids.values())})
+
+    def _find(self, book: SubjectKeyBook, subject: str, scope: str) -> str:
+        """The current key id of (subject, scope), its key unwrapped or drawn if not held."""
+        key_id, generation, record = book.current(self._secret, self.corridor,
+                                                  self.destination, subject, scope)
+        if key_id not in self._keys:
+            if record is not None:
+                self._keys[key_id] = self._kms(lambda: self.provider.unwrap(record.wrapped),
+                                               key_id)
+            else:
+                self._draw(key_id, generation, subject, scope, book)
+            self._scope_keys.setdefault(scope, set()).add(key_id)
+        return key_id
 
     def close(self) -> None:
         if self._listener is not None:
@@ -187,5 +196,6 @@ class SubjectKeyKeeper:
             for scope_keys in self._scope_keys.values():
                 scope_keys.discard(key_id)
         self.sealing.forget(erased)
+        self._ids.clear()
         self.book = self._read_book()
         self.log.info("subject_keys_erased", key_ids=len(erased))

@@ -68,10 +68,15 @@ corridors:
 """
 # Only the subject keys topic is shared with others; its compaction settings are the test's
 # for the while and put back afterwards (provisioned: compact, lag 60 s).
+# file.delete.delay.ms: a cleaned segment's old file lingers as *.deleted (60 s by default)
+# and still holds the keys; the test waits until it is gone too.
 COMPACT_NOW = {"segment.ms": "1000", "min.cleanable.dirty.ratio": "0.01",
-               "min.compaction.lag.ms": "0", "delete.retention.ms": "1000"}
+               "min.compaction.lag.ms": "0", "delete.retention.ms": "1000",
+               "file.delete.delay.ms": "1000"}
 RESTORE: dict[str, str | None] = {"segment.ms": None, "min.cleanable.dirty.ratio": None,
-                                  "min.compaction.lag.ms": "60000", "delete.retention.ms": None}
+                                  "min.compaction.lag.ms": "60000", "delete.retention.ms": None,
+                                  "file.delete.delay.ms": None}
+LEFTOVERS = (".deleted", ".cleaned", ".swap")  # files of a segment being replaced
 
 
 def _env(zones: Any, tmp_path: Path) -> SimpleNamespace:
@@ -129,12 +134,16 @@ def _erase(env: SimpleNamespace, *extra: str) -> dict[str, Any]:
     return doc
 
 
+def _folder(cluster: str) -> Path:
+    """The cluster's log folder of the subject key topic (its one partition)."""
+    return REPO / ".zones" / cluster / "data" / f"{topics.SUBJECT_KEYS}-0"
+
+
 def _dump(cluster: str) -> str:
     """Kafka's DumpLogSegments over every log segment of the cluster's subject key topic."""
     java = os.environ.get("CORRIDOR_JAVA") or shutil.which("java")
     assert java is not None, "no java on PATH (the brokers need it too)"
-    folder = REPO / ".zones" / cluster / "data" / f"{topics.SUBJECT_KEYS}-0"
-    files = sorted(str(f) for f in folder.glob("*.log"))
+    files = sorted(str(f) for f in _folder(cluster).glob("*.log"))
     done = subprocess.run([java, "-cp", str(REPO / ".kafka" / "libs" / "*"),
                            "kafka.tools.DumpLogSegments", "--print-data-log", "--files",
                            ",".join(files)], capture_output=True, text=True, timeout=120)
@@ -259,12 +268,14 @@ def test_erase_destroys_one_subjects_keys_in_both_zones(zones, tmp_path):
 def _compacted(zones: Any, erased: dict[str, dict[str, str]],
                kept: dict[str, dict[str, str]]) -> bool:
     """Roll each active segment (a tombstone of an unused id), then True once every dump
-    lacks S's wrapped keys and still holds T's."""
+    lacks S's wrapped keys and still holds T's, and no replaced segment file is left."""
     for cluster in ("eu", "asean"):
         roller = PlainProducer(zones.endpoint(cluster), zones.credentials.admin)
         roller.produce(topics.SUBJECT_KEYS, None, f"roll-{uuid.uuid4().hex}".encode())
         roller.flush(30)
     for cluster in ("eu", "asean"):
+        if any(f.name.endswith(LEFTOVERS) for f in _folder(cluster).iterdir()):
+            return False
         dump = _dump(cluster)
         if not dump or any(w in dump for w in erased[cluster].values()):
             return False
