@@ -34,6 +34,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.deploy", "deploy"),
     ("corridor.commands.connect", "connect"),
     ("corridor.commands.subjects", "subjects"),
+    ("corridor.commands.erase", "erase"),
 ]
 # Development tools: under `corridor dev` (and still reachable by their old names,
 # hidden from the main --help, for scripts written before).

@@ -8,7 +8,8 @@ One SCRAM principal per role (docs/DESIGN.md section 11):
   source topics as group ``corridor.<name>``, writes its withheld and
   quarantine topics and the zone's audit topics (events and signed checkpoints). In the
   destination: writes its corridor topics, its own ``_corridor.offsets.<name>``, the
-  shared ``_corridor.schemas|keys`` and the copy of its origin's checkpoints
+  shared ``_corridor.schemas|keys`` (and ``_corridor.subject_keys`` when it has erasable
+  fields, which it also reads back) and the copy of its origin's checkpoints
   ``_corridor.checkpoints.<origin>`` under transactional ids ``corridor.<name>.*``, and
   reads its ``_corridor.offsets.<name>`` back (with the
   OffsetReader's random ``corridor-offset-reader-*`` group), the published data
@@ -18,7 +19,8 @@ One SCRAM principal per role (docs/DESIGN.md section 11):
 - ``analytics-<zone>``: consumers in a destination zone. Reads the corridor
   topics that arrive in its zone, plus ``_corridor.schemas`` and
   ``_corridor.keys`` (the SDK needs the egress schemas, and the data keys are
-  wrapped by the zone's own KEK), in groups ``analytics-<zone>*`` or the SDK's
+  wrapped by the zone's own KEK; ``_corridor.subject_keys`` too where a corridor into the
+  zone has erasable fields), in groups ``analytics-<zone>*`` or the SDK's
   random ``corridor-reader-*`` readers. Never withheld, quarantine, audit or
   any ``_corridor.offsets.*``.
 - ``auditor-<zone>``: one per zone of the corridors; reads the zone's evidence and no
@@ -177,6 +179,8 @@ def _corridor_grants(c: Corridor) -> set[ZoneGrant]:
     out |= _topic(dest, who, topics.offsets_topic(c.name), "read")
     out |= _topic(dest, who, topics.KEYS, "read")
     out |= _topic(dest, who, CONTROL_TOPIC, "read", "describe")
+    if any(c.erasable.values()):  # per-subject keys: written with the batches, read back
+        out |= _topic(dest, who, topics.SUBJECT_KEYS, "write", "read", "describe")
     for prefix in (OFFSET_READER_GROUPS, SDK_READER_GROUPS, CONTROL_GROUPS):
         out.add(ZoneGrant(dest, who, "read", "group", prefix, prefixed=True))
     # `corridor held release` runs as this principal: it reads what the corridor held back
@@ -199,6 +203,8 @@ def _analytics_grants(c: Corridor) -> set[ZoneGrant]:
         out |= _topic(dest, who, topics.corridor_topic(c.origin, dest, ds), "read", "describe")
     for catalog in (topics.SCHEMAS, topics.KEYS):
         out |= _topic(dest, who, catalog, "read", "describe")
+    if any(c.erasable.values()):  # per-subject keys, wrapped by the zone's own KEK
+        out |= _topic(dest, who, topics.SUBJECT_KEYS, "read", "describe")
     for prefix in (f"{who}", SDK_READER_GROUPS):
         out.add(ZoneGrant(dest, who, "read", "group", prefix, prefixed=True))
     return out

@@ -5,8 +5,9 @@
 - the *side* records, for the origin: withheld and quarantined records (keyed
   by lineage, the reason and the source key in headers);
 - the *out* records, for the destination transaction, in this order: egress
-  schemas not yet published, wrapped data keys not yet committed, the
-  delivered records, the destination's copy of a signed audit checkpoint when one
+  schemas not yet published, wrapped data keys not yet committed (the
+  corridor's, then the subject keys of erasable fields), the delivered
+  records, the destination's copy of a signed audit checkpoint when one
   is due, and the batch's stored position (``core.offsets``), which carries the
   batch's audit events.
 
@@ -72,16 +73,21 @@ class Outbox:
               destination_topic: str, destination_partition: int | None,
               topic_id: str | None, published: Collection[bytes],
               pending_keys: Mapping[str, bytes], audit: Sequence[bytes] = (),
-              checkpoint: Checkpoint | None = None) -> BatchMessages:
+              checkpoint: Checkpoint | None = None,
+              subject_keys: Mapping[str, bytes] | None = None) -> BatchMessages:
         """Every record of one batch of source ``topic``/``partition``, offsets ``first`` to
         ``last`` (inclusive). ``destination_partition`` None lets the producer's partitioner
         place delivered records; ``published`` are the fingerprints of schemas already in
         the catalog; ``pending_keys`` the wrapped data keys not yet committed, by key id;
         ``audit`` the batch's encoded audit events and ``checkpoint`` the signed checkpoint
-        due with them (both committed with the batch, see ``core.offsets``)."""
+        due with them (both committed with the batch, see ``core.offsets``); ``subject_keys``
+        the subject key records (``SubjectKeyRecord.to_json``) of this source partition not
+        yet committed, by key id."""
         side = self.side(result)
         out = self.catalog(result, published, pending_keys)
-        key_ids = {m.key for m in out if m.topic == topics.KEYS}
+        out += [OutMessage(topics.SUBJECT_KEYS, record, key_id.encode())
+                for key_id, record in (subject_keys or {}).items()]
+        key_ids = {m.key for m in out if m.topic in (topics.KEYS, topics.SUBJECT_KEYS)}
         out += delivered(result, destination_topic, destination_partition)
         encoded = None
         if checkpoint is not None:

@@ -66,7 +66,9 @@ from corridor.core.policy import (
     validate_reasons,
     withhold_reasons,
 )
+from corridor.core.policy.erasable import ErasableSealing, column_fns, subject_missing
 from corridor.core.policy.key import allowed_headers, key_column, outgoing_keys
+from corridor.core.policy.transform import ColumnFn
 from corridor.core.policy.withhold import expired_reasons
 from corridor.core.schema import AvroSchema
 from corridor.core.wire import (
@@ -171,6 +173,7 @@ class BatchResult:
 def process(
     messages: Sequence[RawMessage], plan: CorridorPlan, dataset_plan: DatasetPlan, now_ms: int,
     *, writer_schemas: Mapping[int, AvroSchema] | None = None,
+    erasable: ErasableSealing | None = None,
 ) -> BatchResult:
     """Run one batch of *dataset_plan*'s source topic through the corridor (module docstring).
 
@@ -179,7 +182,8 @@ def process(
     apart per message (``corridor.core.codec.dialects``); it must hold every schema id
     of the batch the registry knows (``dialects.confluent_ids``): an id missing from it
     is quarantined as ``decode: unknown schema id N``. None (the default): single-object
-    Avro and Arrow IPC only, as before."""
+    Avro and Arrow IPC only, as before. ``erasable``: the per-subject keys of the dataset's
+    erasable fields (``corridor.core.policy.erasable``; required when it has any)."""
     dp = dataset_plan
     # An Arrow IPC message holds many records and may be up to the topic's limit.
     oversized = {i: _oversized(len(m.value)) for i, m in enumerate(messages)
@@ -202,6 +206,8 @@ def process(
     else:
         important = important_mask(batch, dp.important_when)
         withheld = withhold_reasons(batch, dp.withhold, important, plan.admit, plan.name)
+        for row, reason in subject_missing(batch, dp).items():
+            withheld.setdefault(row, reason)
     keep = np.ones(batch.num_rows, dtype=bool)
     for row, reason in invalid.items():
         quarantined[rows[row]] = reason
@@ -215,7 +221,7 @@ def process(
     if plan.format is WireFormat.ARROW:
         delivered = _arrow(units, positions, passed, plan, dp)
     else:
-        delivered = _avro(units, positions, passed, plan, dp)
+        delivered = _avro(units, positions, passed, plan, dp, erasable)
     return BatchResult(
         dataset=dp.dataset,
         delivered=delivered,
@@ -251,7 +257,8 @@ def _side(inputs: Inputs, reasons: dict[int, str], dp: DatasetPlan) -> list[Side
     ]
 
 
-def _context(plan: CorridorPlan, dp: DatasetPlan, lineage: str = "") -> TransformContext:
+def _context(plan: CorridorPlan, dp: DatasetPlan, lineage: str = "",
+             per_subject: Mapping[str, ColumnFn] | None = None) -> TransformContext:
     key = plan.pseudonym_key.reveal() if plan.pseudonym_key is not None else None
     return TransformContext(
         corridor=plan.name,
@@ -261,6 +268,7 @@ def _context(plan: CorridorPlan, dp: DatasetPlan, lineage: str = "") -> Transfor
         pseudonym_key=key,
         arrow_format=plan.format is WireFormat.ARROW,
         lineage=lineage,
+        per_subject=per_subject or {},
     )
 
 
@@ -270,10 +278,12 @@ def _avro(
     batch: pa.RecordBatch,
     plan: CorridorPlan,
     dp: DatasetPlan,
+    erasable: ErasableSealing | None = None,
 ) -> list[Delivery]:
     if not positions:
         return []
-    ctx = _context(plan, dp)
+    lineages = [messages[i].lineage for i in positions]
+    ctx = _context(plan, dp, per_subject=column_fns(batch, lineages, plan.name, dp, erasable))
     out = apply_transforms(batch, dp.transforms, ctx).batch
     values = encode_avro(out, dp.egress, _header(plan, dp))
     keys = outgoing_keys([messages[i].key for i in positions], dp.key, ctx)

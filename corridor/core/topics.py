@@ -141,4 +141,6 @@ def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
         for internal in (SCHEMAS, KEYS):
             add(c.destination, internal, 1, COMPACTED)
         add(c.destination, CONTROL, 1, CONTROL_CONFIG)
+        if any(c.erasable.values()):
+            add(c.destination, SUBJECT_KEYS, 1, COMPACTED)
     return sorted(plans.values(), key=lambda p: (p.zone, p.name))

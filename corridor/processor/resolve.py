@@ -31,6 +31,7 @@ from corridor.core.audit import signer_id
 from corridor.core.config import Config, KeysConfig
 from corridor.core.crypto import SecretBytes
 from corridor.core.errors import ConfigError, CryptoError
+from corridor.core.subjects import subject_secret_name
 from corridor.kafka.clients import Endpoint
 from corridor.keys.local import LocalKekProvider
 from corridor.keys.signing import load_or_init_signing_key, load_public_key, zone_public_key
@@ -143,10 +144,21 @@ def _keys_dir(config: Config, keys: KeysConfig) -> Path:
 def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
     """The corridor's HMAC secret: a 0600 file beside the origin zone's keys, made once."""
     corridor = config.corridors[corridor_name]
-    folder = _keys_dir(config, config.zones[corridor.origin].keys) / "pseudonym"
+    return _secret_file(config, corridor.origin, corridor.pseudonym_key)
+
+
+def subject_secret(config: Config, zone: str) -> SecretBytes:
+    """The origin zone's subject secret (``core.subjects.subject_secret_name``): a 0600 file
+    beside the zone's pseudonym secrets, made once. Every processor and command of the zone
+    must see the same file (subject ids and subject key ids derive from it)."""
+    return _secret_file(config, zone, subject_secret_name(zone))
+
+
+def _secret_file(config: Config, zone: str, name: str) -> SecretBytes:
+    folder = _keys_dir(config, config.zones[zone].keys) / "pseudonym"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
-    path = folder / f"{corridor.pseudonym_key}.secret"
+    path = folder / f"{name}.secret"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -155,7 +167,7 @@ def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
         pass
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise CryptoError(f"{path}: pseudonym secret has mode {mode:04o}; chmod 600 it")
+        raise CryptoError(f"{path}: secret has mode {mode:04o}; chmod 600 it")
     return SecretBytes(path.read_bytes())
 
 

@@ -10,7 +10,9 @@ correctness argument; each source partition has its own transaction):
   Step 1. Writer schemas of the chunk's Confluent-framed records from the ORIGIN
           zone's registry (fetched once per id; while the registry does not answer the
           chunk waits, never quarantined). Then the pure pipeline: decode, classify,
-          withhold, transform, tag, encode. Nothing has left the process yet.
+          withhold, transform, tag, encode; erasable fields ask ``processor.subject_keys``
+          once for the chunk's subject keys (found, unwrapped, or drawn and wrapped; it
+          waits while the key provider does not answer). Nothing has left the process yet.
           Then the chunk's audit events are drafted from its chain's head
           (``processor.audit``): nothing of them is visible yet.
   Step 2. Write the withheld and quarantined records of every partition of the round,
@@ -19,11 +21,11 @@ correctness argument; each source partition has its own transaction):
           are keyed by lineage on compacted topics, so a replay rewrites the same keys;
           an audit event written twice is a byte-identical replay.
   Step 3. Per partition, one destination transaction: egress schemas and
-          wrapped data keys not yet published, the output records, the
-          destination's copy of a checkpoint when one is due, and the batch's end
-          offset in ``_corridor.offsets.<corridor>`` with its audit events, committed one
-          partition after another (retrying a commit that timed out; aborting only when
-          the error requires it). Once committed, the chain's head moves to the
+          wrapped data keys (and that partition's subject keys) not yet published, the
+          output records, the destination's copy of a checkpoint when one is due, and the
+          batch's end offset in ``_corridor.offsets.<corridor>`` with its audit events,
+          committed one partition after another (retrying a commit that timed out; aborting
+          only when the error requires it). Once committed, the chain's head moves to the
           chunk's last event.
   Step 4. On an abort, seek the consumer back to the batch's first offset, so
           the batch is processed again. On a fenced or fatal producer, pause the
@@ -85,6 +87,8 @@ from corridor.processor.keys import KeyPublisher
 from corridor.processor.metrics import RunObserver
 from corridor.processor.rebalance import Assignment, MakeSink, Topology
 from corridor.processor.stats import Stats
+from corridor.processor.subject_keys import Notify, SubjectKeyKeeper
+from corridor.processor.subject_keys import Stopped as SubjectKeysStopped
 from corridor.registry import SchemaRegistry
 from corridor.registry.waiting import Stopped, until_available
 from corridor.zones.credentials import Principal
@@ -142,6 +146,9 @@ class CorridorRunner:
     quarantined as of an unknown schema id, JSON still decodes); ``egress_registry``: the
     DESTINATION zone's, needed by ``wire: confluent``. ``signer``: the origin zone's audit
     signing key (None: checkpoints are not signed); ``audit``: the file's ``audit:`` settings.
+    ``subject_keys`` makes the keeper of the per-subject keys of erasable fields
+    (``processor.subject_keys``; needed when the corridor has any) from the runner's notify
+    and log.
     """
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
@@ -156,7 +163,9 @@ class CorridorRunner:
                  registry: SchemaRegistry | None = None,
                  egress_registry: SchemaRegistry | None = None,
                  signer: Ed25519PrivateKey | None = None,
-                 audit: AuditSettings | None = None) -> None:
+                 audit: AuditSettings | None = None,
+                 subject_keys: Callable[[Notify, Log], SubjectKeyKeeper] | None = None
+                 ) -> None:
         self.plan = plan
         self.registry, self.egress_registry = registry, egress_registry
         if plan.confluent and egress_registry is None:
@@ -183,6 +192,7 @@ class CorridorRunner:
                 rotation or RotationSchedule(), self._notify, self.log,
                 lambda: ControlListener(self.destination, principal, self.corridor.name),
                 wait=self._wait_turning)
+        self.subject_keys = subject_keys(self._notify, self.log) if subject_keys else None
         self.reader = reader or OffsetReader(self.destination, principal, self.corridor.name)
         self.offset_partitions = self.reader.partitions()
         self.outbox = Outbox.for_plan(plan, self.offset_partitions)
@@ -291,6 +301,9 @@ class CorridorRunner:
         # Only partitions this instance owns (assigned, not revoked) and whose producer works.
         pending = {tp: _chunks(raws) for tp, raws in groups.items()
                    if tp not in fenced and tp in self.positions}
+        if self.subject_keys is not None:  # a new producer: the book is read again
+            self.subject_keys.owned({f"{t}/{p}": sink for (t, p), sink
+                                     in self.assignment.sinks.items()}, self._stop)
         while pending:
             prepared = []
             for tp, chunks in pending.items():
@@ -369,7 +382,13 @@ class CorridorRunner:
         if writers is None:
             return None
         now_ms = self.wall_ms()
-        result = pipeline.process(raws, self.plan, dataset_plan, now_ms, writer_schemas=writers)
+        subject_keys = self.subject_keys
+        try:
+            result = pipeline.process(raws, self.plan, dataset_plan, now_ms,
+                                      writer_schemas=writers,
+                                      erasable=subject_keys.sealing if subject_keys else None)
+        except SubjectKeysStopped:
+            return None  # stopping while the key provider did not answer
         if self.keys is not None:
             self.keys.counted(len(raws))  # encrypted under the current key, committed or not
         first, last = raws[0].lineage.offset, raws[-1].lineage.offset
@@ -382,7 +401,9 @@ class CorridorRunner:
             destination_partition=partition if aligned else None,
             topic_id=self.assignment.source_ids.get(topic), published=self.published,
             pending_keys=self.keys.pending if self.keys is not None else {},
-            audit=draft.encoded, checkpoint=draft.checkpoint)
+            audit=draft.encoded, checkpoint=draft.checkpoint,
+            subject_keys=subject_keys.pending_for(f"{topic}/{partition}") if subject_keys
+            else None)
         return Prepared(tp, raws, result, batch.side, batch.out, batch.key_ids,
                         self.assignment.sink_for(topic, partition), draft)
 
@@ -424,6 +445,8 @@ class CorridorRunner:
         self.audit.committed(p.tp, p.draft)
         if self.keys is not None:
             self.keys.committed(p.keys)
+        if self.subject_keys is not None:
+            self.subject_keys.committed(f"{topic}/{partition}", p.keys)
         # Records: an Arrow message holds many.
         self.stats.count(p.result.counts(), p.result.inputs, self.clock())
         self.observer.committed(topic, partition, p.result, p.raws)
@@ -476,6 +499,8 @@ class CorridorRunner:
         self.side.close()
         if self.keys is not None:
             self.keys.close()
+        if self.subject_keys is not None:
+            self.subject_keys.close()
         self.log.info("corridor_stopped", **self.stats.as_dict())
 
 

@@ -18,8 +18,10 @@ from corridor.core.crypto import DataKeyRing
 from corridor.core.crypto.rotation import latest_epoch
 from corridor.core.errors import CorridorError, KafkaUnavailable
 from corridor.core.plan import build_plan
+from corridor.core.subjects import subject_key
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
+from corridor.kafka.subject_keys_topic import ErasureListener, read_subject_keys
 from corridor.processor.metrics import CorridorMetrics, Health, RunObserver
 from corridor.processor.resolve import (
     audit_signing_key,
@@ -28,8 +30,10 @@ from corridor.processor.resolve import (
     kek_provider,
     pseudonym_secret,
     schema_registry,
+    subject_secret,
 )
-from corridor.processor.runner import CorridorRunner
+from corridor.processor.runner import CorridorRunner, Log
+from corridor.processor.subject_keys import Notify, SubjectKeyKeeper
 from corridor.zones.credentials import Principal
 
 
@@ -80,12 +84,30 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
     egress_registry = (schema_registry(config, corridor.destination) if plan.confluent
                        else None)
     clock = {"wall_ms": wall_ms} if wall_ms is not None else {}
+    keeper = (_subject_keys(config, name, endpoints[corridor.destination], principal, provider)
+              if provider is not None and any(corridor.erasable.values()) else None)
     return CorridorRunner(config, plan, endpoints, principal, logger, instance, data_keys=ring,
                           kek_provider=provider, rotation=rotation_for(corridor, schedule),
                           observer=observer, registry=schema_registry(config, corridor.origin),
                           egress_registry=egress_registry,
                           signer=audit_signing_key(config, corridor.origin),
-                          audit=config.audit, **clock)
+                          audit=config.audit, subject_keys=keeper, **clock)
+
+
+def _subject_keys(config: Config, name: str, destination: Endpoint, principal: Principal,
+                  provider: Any) -> Callable[[Notify, Log], SubjectKeyKeeper]:
+    """The maker of the corridor's subject key keeper (erasable fields): the origin zone's
+    subject key, the destination's KEK, its subject key topic and control topic."""
+    corridor = config.corridors[name]
+    key = subject_key(corridor.origin, subject_secret(config, corridor.origin))
+
+    def make(notify: Notify, log: Log) -> SubjectKeyKeeper:
+        return SubjectKeyKeeper(
+            name, corridor.destination, key, provider,
+            lambda: read_subject_keys(destination, principal), notify, log,
+            lambda: ErasureListener(destination, principal, name))
+
+    return make
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:

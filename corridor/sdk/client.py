@@ -18,6 +18,18 @@ without a key provider encrypted fields stay ciphertext bytes, and arrow
 whole-column ciphertexts are left out of the rows). Records of a ``wire: confluent``
 corridor (``00`` + schema id) are read with the egress schema of that id in the
 destination zone's schema registry.
+
+Erasable fields (``erasable:`` in the corridor file) are decrypted with the subject keys of
+``_corridor.subject_keys`` (wrapped by the same KEK). When a record's subject was erased
+(``corridor erase``), the record is still delivered: its erasable fields are null,
+``record.erased`` lists an ``Erased`` per such field, and ``record.value_at(path)`` raises
+it; every other field, and every other subject's records, read as before. A running
+consumer follows the subject key topic, so it learns of an erasure while it reads.
+
+    try:
+        email = record.value_at("contact_email")
+    except Erased as exc:       # exc.field, exc.key_id, exc.erased_at_ms
+        email = None
 """
 
 from __future__ import annotations
@@ -42,18 +54,16 @@ from corridor.core import topics, wire
 from corridor.core.codec import encode_avro, from_ipc
 from corridor.core.codec.arrow_batches import ipc_messages
 from corridor.core.config import Config, KeyTreatment, load_config
-from corridor.core.crypto import DataKey, WrappedKey
 from corridor.core.crypto.decrypt import decrypt_column
 from corridor.core.errors import (
     ConfigError,
     CorridorError,
-    CryptoError,
     DecodeError,
-    KeyNotFound,
+    Erased,
     SchemaError,
 )
 from corridor.core.policy.key import KEY_FIELD
-from corridor.core.schema import KEY_ATTRIBUTE, AvroSchema, frame, parse_schema, unframe
+from corridor.core.schema import KEY_ATTRIBUTE, AvroSchema, frame, unframe
 from corridor.core.wire import (
     HEADERS_COLUMN,
     KEY_COLUMN,
@@ -64,11 +74,19 @@ from corridor.core.wire import (
     TIMESTAMP_COLUMN,
 )
 from corridor.kafka.clients import Endpoint
-from corridor.kafka.io import Follower, PlainProducer, Record, read_to_end
+from corridor.kafka.io import Follower, PlainProducer, Record
 from corridor.keys.provider import KekProvider
 from corridor.processor.resolve import admin, schema_registry, zone_endpoint
 from corridor.registry import SchemaRegistry
-from corridor.sdk.decrypt import decrypt_rows, encrypted_fields, match_egress, unseal_rows
+from corridor.sdk.catalog import Catalog
+from corridor.sdk.decrypt import (
+    ErasedRows,
+    decrypt_rows,
+    encrypted_fields,
+    get_path,
+    match_egress,
+    unseal_rows,
+)
 from corridor.zones.credentials import Principal
 
 
@@ -192,6 +210,7 @@ class CorridorRecord:
     was encrypted and a key provider was given), ``key_treatment`` what the corridor did
     to it, ``timestamp_ms`` the source record's timestamp. ``park_headers``: the park
     headers the corridor let through (arrow format; avro records carry them as headers).
+    ``erased``: an ``Erased`` per erasable field whose subject was erased (value null).
     """
 
     value: dict[str, Any]
@@ -205,73 +224,14 @@ class CorridorRecord:
     key_treatment: str = ""
     timestamp_ms: int | None = None
     park_headers: tuple[tuple[str, bytes | None], ...] = ()
+    erased: tuple[Erased, ...] = ()
 
-
-class Catalog(Mapping[str, DataKey]):
-    """Egress schemas and data keys of one destination zone, read on demand.
-
-    Implements the key lookup ``corridor.core.crypto`` expects: an unknown key id
-    re-reads ``_corridor.keys`` once, then raises KeyNotFound.
-    """
-
-    def __init__(self, endpoint: Endpoint, principal: Principal,
-                 provider: KekProvider | None = None) -> None:
-        self.endpoint, self.principal, self.provider = endpoint, principal, provider
-        self.schemas: dict[bytes, AvroSchema] = {}
-        self.data_keys: dict[str, DataKey] = {}
-        self.wrapped: dict[str, WrappedKey] = {}
-        self._tried: set[str] = set()
-
-    def refresh_schemas(self) -> None:
-        for rec in read_to_end(self.endpoint, self.principal, topics.SCHEMAS):
-            if rec.value is None:
-                continue
-            try:
-                schema = parse_schema(json.loads(rec.value), source=topics.SCHEMAS)
-            except (ValueError, SchemaError):
-                continue  # a foreign or broken entry is not ours to judge here
-            self.schemas[schema.fingerprint] = schema
-
-    def schema(self, fingerprint: bytes) -> AvroSchema | None:
-        if fingerprint not in self.schemas:
-            self.refresh_schemas()
-        return self.schemas.get(fingerprint)
-
-    def __getitem__(self, key_id: str) -> DataKey:
-        key = self.data_keys.get(key_id)
-        if key is not None:
-            return key
-        if self.provider is None:
-            raise KeyNotFound(f"no key provider to unwrap data key {key_id!r}")
-        if key_id not in self.wrapped and key_id not in self._tried:
-            self._tried.add(key_id)
-            self.refresh_keys()
-        wrapped = self.wrapped.get(key_id)
-        if wrapped is None:
-            raise KeyNotFound(f"{self.endpoint.zone}: no data key {key_id!r} in {topics.KEYS}")
-        # Only the key asked for is unwrapped: the topic also holds keys of other KEKs.
-        key = self.data_keys[key_id] = self.provider.unwrap(wrapped)
-        return key
-
-    def refresh_keys(self) -> None:
-        for rec in read_to_end(self.endpoint, self.principal, topics.KEYS):
-            if rec.key is None:
-                continue
-            key_id = rec.key.decode(errors="replace")
-            if rec.value is None:  # retired (`corridor keys retire`), compacted or not yet
-                self.wrapped.pop(key_id, None)
-                self.data_keys.pop(key_id, None)
-                continue
-            try:
-                self.wrapped[key_id] = WrappedKey.from_json(rec.value)
-            except CryptoError:
-                continue  # a malformed entry fails the record that needs it: KeyNotFound
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self.data_keys))
-
-    def __len__(self) -> int:
-        return len(self.data_keys)
+    def value_at(self, path: str) -> Any:
+        """The value at dotted *path*; raises ``Erased`` when its subject was erased."""
+        for error in self.erased:
+            if error.field == path:
+                raise error
+        return get_path(self.value, path)
 
 
 def _destination(config: Config, topic: str) -> str:
@@ -313,7 +273,9 @@ class CorridorConsumer:
     def poll(self, timeout_s: float = 0.5) -> list[CorridorRecord]:
         """Records that arrived within ``timeout_s`` (maybe none), in partition order."""
         out: list[CorridorRecord] = []
-        for rec in self._follower.poll(timeout_s):
+        records = self._follower.poll(timeout_s)
+        self.catalog.follow_subject_keys()  # an erasure applies from the next record on
+        for rec in records:
             out.extend(self.decode(rec))
         return out
 
@@ -368,15 +330,15 @@ class CorridorConsumer:
                               rec.offset) from None
         assert isinstance(value, dict)
         treatment = str(schema.raw.get(KEY_ATTRIBUTE, {}).get("treatment", ""))
-        key = rec.key
+        key, erased = rec.key, {}
         if self.kek_provider is not None:
             corridor, dataset = self._where(headers)
-            decrypt_rows([value], encrypted_fields(schema), corridor=corridor, dataset=dataset,
-                         keys=self.catalog)
+            erased = decrypt_rows([value], encrypted_fields(schema), corridor=corridor,
+                                  dataset=dataset, keys=self.catalog)
             key = self._key([key], treatment, corridor, dataset)[0]
         return CorridorRecord(value, headers, headers.get(LINEAGE, ""), key, rec.topic,
                               rec.partition, rec.offset, key_treatment=treatment,
-                              timestamp_ms=rec.timestamp_ms)
+                              timestamp_ms=rec.timestamp_ms, erased=tuple(erased.get(0, ())))
 
     def _key(self, keys: list[bytes | None], treatment: str, corridor: str,
              dataset: str) -> list[bytes | None]:
@@ -405,20 +367,22 @@ class CorridorConsumer:
         parked = [tuple((h["name"], h["value"]) for h in r.pop(HEADERS_COLUMN, None) or ())
                   for r in rows]
         treatment = (batch.schema.metadata or {}).get(wire.META_KEY, b"").decode()
+        erased: ErasedRows = {}
         if self.kek_provider is not None:
-            self._decrypt_arrow(batch, rows, headers)
+            erased = self._decrypt_arrow(batch, rows, headers)
             keys = self._key(keys, treatment, *self._where(headers))
         source = headers.get(LINEAGE, "").rsplit("/", 1)[0]
         lineages = [f"{source}/{off}" if r < 0 else f"{source}/{off}#{r}"
                     for off, r in zip(offsets, source_rows, strict=False)]
         return [CorridorRecord(row, headers, lineage, key, rec.topic, rec.partition,
                                rec.offset, key_treatment=treatment,
-                               timestamp_ms=stamp, park_headers=park)
-                for row, lineage, key, stamp, park
-                in zip(rows, lineages, keys, stamps, parked, strict=True)]
+                               timestamp_ms=stamp, park_headers=park,
+                               erased=tuple(erased.get(i, ())))
+                for i, (row, lineage, key, stamp, park)
+                in enumerate(zip(rows, lineages, keys, stamps, parked, strict=True))]
 
     def _decrypt_arrow(self, batch: pa.RecordBatch, rows: list[dict[str, Any]],
-                       headers: Mapping[str, str]) -> None:
+                       headers: Mapping[str, str]) -> ErasedRows:
         corridor, dataset = self._where(headers)
         sealed = unseal_rows(rows, batch.schema.metadata, corridor=corridor, dataset=dataset,
                              keys=self.catalog)
@@ -429,16 +393,17 @@ class CorridorConsumer:
             egress = match_egress(batch.schema, self._candidates(),
                                   ignore=META_COLUMNS)
         if egress is None:
-            return  # no per-value ciphertexts can be identified without the egress schema
+            return {}  # no per-value ciphertexts can be identified without the egress schema
         per_value = [f for f in encrypted_fields(egress) if f.path not in sealed]
-        decrypt_rows(rows, per_value, corridor=corridor, dataset=dataset,
-                     keys=self.catalog)
+        return decrypt_rows(rows, per_value, corridor=corridor, dataset=dataset,
+                            keys=self.catalog)
 
     def _candidates(self) -> list[AvroSchema]:
         return list(self.catalog.schemas.values())
 
     def close(self) -> None:
         self._follower.close()
+        self.catalog.close()
         if self.registry is not None:
             self.registry.close()
 

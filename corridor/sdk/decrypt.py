@@ -10,7 +10,11 @@ schema: each transformed field carries ``corridor.transform`` and
   record, array or map, of its Avro binary encoding under the original type;
 - arrow format ``encrypt``: one ciphertext per column per batch, carried in the
   batch's schema metadata ``corridor.sealed.<path>`` and bound to the batch's
-  lineage range (``corridor.lineage``).
+  lineage range (``corridor.lineage``);
+- an ``erasable`` field: per value, under the row's subject key (its id is in the
+  ciphertext, ``corridor.core.crypto.subject_keys``). When the key lookup says a subject
+  was erased (``Erased``), that field is opened row by row: the erased rows' values become
+  null and their errors are returned; every other row, and every other field, decrypts.
 
 Rows are python dicts (as fastavro or ``RecordBatch.to_pylist`` give them);
 decryption replaces values in place, at dotted paths.
@@ -28,6 +32,8 @@ import pyarrow as pa
 
 from corridor.core import wire
 from corridor.core.crypto import KeyLookup, decrypt_batch_column, decrypt_column
+from corridor.core.crypto.subject_keys import open_erasable_column
+from corridor.core.errors import Erased
 from corridor.core.schema import AvroSchema, arrow_type, union_branches
 
 SEALED_PREFIX = wire.SEALED_PREFIX.encode()
@@ -96,23 +102,37 @@ def set_path(row: Row, path: str, value: Any) -> None:
         node[last] = value
 
 
+ErasedRows = dict[int, list[Erased]]  # row index -> the erased fields' errors
+
+
 def decrypt_rows(rows: Sequence[Row], fields: Sequence[EncryptedField], *, corridor: str,
-                 dataset: str, keys: KeyLookup) -> None:
-    """Decrypt per-value ciphertexts of ``fields`` in ``rows``, in place (all or nothing).
+                 dataset: str, keys: KeyLookup) -> ErasedRows:
+    """Decrypt per-value ciphertexts of ``fields`` in ``rows``, in place (all or nothing);
+    returns the rows whose subject was erased, with an ``Erased`` per erased field (their
+    values are set to null).
 
     Raises KeyNotFound, ContextMismatch, TamperedCiphertext (see corridor.core.crypto.decrypt).
     """
+    erased: ErasedRows = {}
     for f in fields:
         cipher = pa.array([get_path(r, f.path) for r in rows], pa.binary())
         plain_type = pa.binary() if f.nested else f.arrow_type
-        plain = decrypt_column(cipher, plain_type, corridor=corridor, dataset=dataset,
-                               field=f.path, keys=keys).to_pylist()
+        try:
+            plain = decrypt_column(cipher, plain_type, corridor=corridor, dataset=dataset,
+                                   field=f.path, keys=keys).to_pylist()
+        except Erased:
+            opened = open_erasable_column(cipher, plain_type, corridor=corridor,
+                                          dataset=dataset, field_path=f.path, keys=keys)
+            plain = opened.values.to_pylist()
+            for row, error in opened.erased.items():
+                erased.setdefault(row, []).append(error)
         if f.nested:
             parsed = fastavro.parse_schema(f.branch())
             plain = [None if v is None else fastavro.schemaless_reader(io.BytesIO(v), parsed, None)
                      for v in plain]
         for row, value in zip(rows, plain, strict=False):
             set_path(row, f.path, value)
+    return erased
 
 
 def unseal_rows(rows: Sequence[Row], metadata: Mapping[bytes, bytes] | None, *, corridor: str,

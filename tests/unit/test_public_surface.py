@@ -11,7 +11,7 @@ import corridor
 
 PUBLIC = [
     "BatchResult", "Catalog", "Config", "ConfigError", "ConfigErrors", "CorridorConsumer",
-    "CorridorError", "CorridorPlan", "CorridorRecord", "CryptoError", "DecodeError",
+    "CorridorError", "CorridorPlan", "CorridorRecord", "CryptoError", "DecodeError", "Erased",
     "KafkaUnavailable", "KeyNotFound", "Lineage", "Outcome", "ParkProducer", "PlanError",
     "VerifyReport", "__version__", "build_plan", "load_config", "process",
 ]

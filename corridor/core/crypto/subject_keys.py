@@ -175,6 +175,12 @@ class SubjectKeyBook:
                 return key_id, generation, state
         raise CryptoError(f"subject erased {MAX_GENERATIONS} times on corridor {corridor}")
 
+    def markers_of(self, tag: str) -> list[ErasureMarker]:
+        """Every erasure marker of the subject with this tag, by key id (already erased)."""
+        return sorted((s for s in self._by_id.values()
+                       if isinstance(s, ErasureMarker) and s.tag == tag),
+                      key=lambda s: s.key_id)
+
     def keys_of(self, tag: str) -> list[SubjectKeyRecord]:
         """Every live (not erased) key of the subject with this tag, by key id."""
         return sorted((s for s in self._by_id.values()
@@ -196,6 +202,42 @@ def erasure_records(book: SubjectKeyBook, tag: str, erasure_id: str, at_ms: int
     return [(r.key_id.encode(), ErasureMarker(r.key_id, r.wrapped.corridor, tag, erasure_id,
                                               at_ms).to_json())
             for r in book.keys_of(tag)]
+
+
+ERASE = "erase"
+
+
+@dataclass(frozen=True)
+class ErasureAnnouncement:
+    """What ``corridor erase`` says on a destination's ``_corridor.control``, after its
+    markers are acknowledged: which key ids of *corridor* were erased (no key, no subject id).
+    Running processors drop those keys; ``ControlCommand.parse`` ignores it."""
+
+    corridor: str
+    erasure_id: str
+    key_ids: tuple[str, ...]
+    at_ms: int
+
+    @property
+    def key(self) -> bytes:
+        return f"{ERASE}|{self.corridor}|{self.erasure_id}".encode()
+
+    def to_json(self) -> bytes:
+        return json.dumps({"v": MARKER_VERSION, "action": ERASE, "corridor": self.corridor,
+                           "erasure_id": self.erasure_id, "key_ids": list(self.key_ids),
+                           "at_ms": self.at_ms}, sort_keys=True).encode()
+
+    @classmethod
+    def parse(cls, value: bytes | None) -> ErasureAnnouncement | None:
+        """The announcement in a control value; None for anything else (other commands)."""
+        try:
+            obj = json.loads(value or b"")
+            if obj.get("action") != ERASE:
+                return None
+            return cls(str(obj["corridor"]), str(obj["erasure_id"]),
+                       tuple(str(k) for k in obj["key_ids"]), int(obj["at_ms"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
 
 
 class SubjectKeyLookup(Mapping[str, DataKey]):

@@ -13,7 +13,9 @@ the changed (or removed) child, their validity kept. Per transform:
   column leaves the batch and its ciphertext is returned in ``sealed``, for the
   pipeline to carry in the batch's schema metadata;
 - ``encrypt-deterministic``: AES-GCM-SIV per value in both formats (equal values,
-  equal ciphertexts: joins keep working, which a whole-column ciphertext would not allow).
+  equal ciphertexts: joins keep working, which a whole-column ciphertext would not allow);
+- an ``erasable`` field (``ctx.per_subject``): sealed per row under the row's subject key
+  instead (``corridor.core.policy.erasable``).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class TransformContext:
     pseudonym_key: bytes | None = field(repr=False, default=None)
     arrow_format: bool = False
     lineage: str = ""
+    # Erasable paths -> their per-subject sealing (corridor.core.policy.erasable).
+    per_subject: Mapping[str, ColumnFn] = field(repr=False, default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def apply_transforms(
 def _column_fn(
     path: str, transform: Transform, ctx: TransformContext, sealed: dict[str, bytes]
 ) -> ColumnFn:
+    if path in ctx.per_subject:
+        return ctx.per_subject[path]
     if transform is Transform.DROP:
         return lambda arr: None
     if transform is Transform.MASK:
