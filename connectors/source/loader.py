@@ -40,6 +40,7 @@ from connectors.source.progress import (
 from connectors.source.rejects import Reject, RejectsFile
 from corridor.core.errors import KafkaUnavailable, SchemaError
 from corridor.core.model import OutMessage
+from corridor.core.topics import connect_transactional_prefix
 from corridor.kafka import admin as kadmin
 from corridor.kafka.clients import Endpoint, Principal, admin_client
 from corridor.kafka.io import read_to_end
@@ -71,7 +72,7 @@ class SourceJob:
 
     @property
     def transactional_id(self) -> str:
-        return f"corridor-connect.{self.zone}.outbound.{self.dataset}.{self.name}"
+        return connect_transactional_prefix(self.zone, self.dataset) + self.name
 
 
 @dataclass

@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-PROGRESS_SUFFIX = "connect.progress"
+from corridor.core import topics
+
 PROGRESS_CONFIG = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
 APPENDABLE = frozenset({"csv", "jsonl", "avro"})  # formats whose row positions survive appends
 VERSION = 1
@@ -27,7 +28,7 @@ VERSION = 1
 
 def progress_topic(zone: str) -> str:
     """The compacted topic of the file sources' progress in ``zone``."""
-    return f"{zone}.{PROGRESS_SUFFIX}"
+    return topics.connect_progress(zone)
 
 
 @dataclass(frozen=True, slots=True)

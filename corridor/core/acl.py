@@ -3,7 +3,10 @@
 One SCRAM principal per role (docs/DESIGN.md section 11):
 
 - ``park-<zone>-<dataset>``: one per dataset a zone sends out (zone names have
-  no ``-``, so the name is unambiguous). Writes only ``<zone>.outbound.<dataset>``.
+  no ``-``, so the name is unambiguous). Writes only ``<zone>.outbound.<dataset>``, and,
+  for the file sources (``corridor connect source file``), reads and writes the zone's
+  ``<zone>.connect.progress`` under transactional ids
+  ``corridor-connect.<zone>.outbound.<dataset>.*``.
 - ``corridor-<name>``: the corridor's processor. In the origin: reads its
   source topics as group ``corridor.<name>``, writes its withheld and
   quarantine topics and the zone's audit topics (events and signed checkpoints). In the
@@ -154,8 +157,14 @@ def _topic(zone: str, who: str, name: str, *operations: str) -> set[ZoneGrant]:
 def _park_grants(c: Corridor) -> set[ZoneGrant]:
     out: set[ZoneGrant] = set()
     for ds in c.datasets:
-        out |= _topic(c.origin, park_principal(c.origin, ds), topics.outbound(c.origin, ds),
-                      "write", "describe")
+        who = park_principal(c.origin, ds)
+        out |= _topic(c.origin, who, topics.outbound(c.origin, ds), "write", "describe")
+        # `corridor connect source file` as the park: its progress, in its own transactions.
+        out |= _topic(c.origin, who, topics.connect_progress(c.origin), "read", "write",
+                      "describe")
+        out |= {ZoneGrant(c.origin, who, op, "transactional_id",
+                          topics.connect_transactional_prefix(c.origin, ds), prefixed=True)
+                for op in ("write", "describe")}
     return out
 
 

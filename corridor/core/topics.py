@@ -81,6 +81,18 @@ def consent(zone: str) -> str:
     return f"{zone}.consent"
 
 
+def connect_progress(zone: str) -> str:
+    """The file sources' progress in ``zone`` (compacted; committed in the records' own
+    transactions, see ``connectors/source``)."""
+    return f"{zone}.connect.progress"
+
+
+def connect_transactional_prefix(zone: str, dataset: str) -> str:
+    """The transactional ids of the file sources loading ``<zone>.outbound.<dataset>``
+    (one per job name)."""
+    return f"corridor-connect.{zone}.outbound.{dataset}."
+
+
 def dataset_of_outbound(topic: str) -> str:
     """``hk.outbound.trade.shipment`` -> ``trade.shipment``."""
     parts = topic.split(".outbound.", 1)
@@ -131,6 +143,7 @@ def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
             add(c.origin, outbound(c.origin, ds), partitions, big)
             add(c.destination, corridor_topic(c.origin, c.destination, ds), partitions,
                 {**big, **kept})
+        add(c.origin, connect_progress(c.origin), 1, COMPACTED)
         add(c.origin, withheld(c), partitions, COMPACTED)
         add(c.origin, quarantine(c), partitions, COMPACTED)
         add(c.origin, audit(c.origin), 1, audit_config)

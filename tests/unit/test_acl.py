@@ -38,10 +38,16 @@ def test_one_principal_per_park_dataset_corridor_and_destination_zone(config):
         f"analytics-{c.destination}" for c in config.corridors.values()}
 
 
-def test_park_writes_only_its_own_outbound_topic(granted):
+def test_park_writes_only_its_own_outbound_topic_and_its_file_source_progress(granted):
     assert rights(granted, "park-hk-trade.shipment") == {
         ("hk", "write", "topic", "hk.outbound.trade.shipment"),
         ("hk", "describe", "topic", "hk.outbound.trade.shipment"),
+        # `corridor connect source file` as the park: progress in its own transactions
+        ("hk", "read", "topic", "hk.connect.progress"),
+        ("hk", "write", "topic", "hk.connect.progress"),
+        ("hk", "describe", "topic", "hk.connect.progress"),
+        ("hk", "write", "transactional_id", "corridor-connect.hk.outbound.trade.shipment.*"),
+        ("hk", "describe", "transactional_id", "corridor-connect.hk.outbound.trade.shipment.*"),
     }
 
 
@@ -140,7 +146,7 @@ def test_a_processor_may_touch_only_its_own_offsets_topic(config, granted):
         assert mine == {f"_corridor.offsets.{c}"}
 
 
-def test_no_cluster_or_wildcard_rights(granted):
+def test_no_cluster_or_wildcard_rights(granted, config):
     assert all(g.resource in ("topic", "group", "transactional_id") for g in granted)
     assert all(g.name not in ("*", "") for g in granted)
     # Prefixes only where names are random or per-partition.
@@ -151,6 +157,9 @@ def test_no_cluster_or_wildcard_rights(granted):
         *{("transactional_id", f"corridor.{n}.") for n in
           ("hk-eu", "hk-asean", "asean-eu", "eu-hk", "asean-hk")},
         ("topic", "_corridor.checkpoints."),  # the copies of each origin's checkpoints
+        # a file source's transactional ids: one per job name
+        *{("transactional_id", f"corridor-connect.{c.origin}.outbound.{d}.")
+          for c in config.corridors.values() for d in c.datasets},
     }
 
 
