@@ -280,6 +280,7 @@ class CorridorRunner:
                     self.stats.first_batch = self.clock()
                 if empty:
                     self.stats.lag = self._lag()
+                    self._flush_audit()
                 if groups:
                     self._deliver_round(groups)
                 self._resume_fenced()
@@ -473,6 +474,14 @@ class CorridorRunner:
             self.source.seek(topic, partition, offset)
             self.log.warning("producer_replaced", topic=topic, partition=partition,
                              resume_at=offset)
+
+    def _flush_audit(self) -> None:
+        """Idle (nothing consumed): the audit records of the chunks committed last go to the
+        origin now rather than with the next round, so an idle corridor's evidence is on
+        the audit topic, not only in its stored offset records."""
+        waiting = self.audit.take()
+        if waiting:
+            self.side.write(waiting)
 
     def _close_audit(self) -> None:
         """A clean stop: sign every chain head not signed yet (its destination copy and the

@@ -8,15 +8,32 @@ still accounting for every record.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from dataclasses import replace
 from itertools import pairwise
 
 import pytest
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from corridor.core import topics
-from corridor.core.audit import ChainId, decode_event, signer_id, verify_with_checkpoints
+from corridor.core.audit import (
+    ChainId,
+    ChainState,
+    content_hash,
+    decode_checkpoint,
+    decode_event,
+    encode_checkpoint,
+    encode_event,
+    sign_checkpoint,
+    signer_id,
+    verify_with_checkpoints,
+)
 from corridor.core.model import Lineage
 from corridor.core.wire import LINEAGE, REASON
 from corridor.kafka.audit_reader import by_chain, read_checkpoints, read_events
@@ -26,6 +43,7 @@ from corridor.processor.resolve import zone_endpoint
 from corridor.processor.wiring import make_runner
 
 from .chaos_env import assert_exactly_once, corridor
+from .corridor_env import REPO
 from .processor_env import DATASET, Processor, committed, produce, verify, wait_until
 
 pytestmark = pytest.mark.integration
@@ -41,7 +59,8 @@ def _finish(env, tmp_path) -> None:
         final.close()
 
 
-def test_the_chain_survives_a_sigkill_and_covers_every_committed_offset_once(zones, tmp_path):
+def test_the_chain_survives_a_sigkill_and_covers_every_committed_offset_once(zones, tmp_path,
+                                                                           make_topic):
     admin = zones.credentials.admin
     with corridor(zones, tmp_path) as env:
         produce(env, admin, TOTAL, seed=21, bad_ratio=0.01)
@@ -85,6 +104,66 @@ def test_the_chain_survives_a_sigkill_and_covers_every_committed_offset_once(zon
             assert all(b[0] == a[1] + 1 for a, b in pairwise(covered)), covered
             counted += sum(sum(e.summary.outcomes.values()) for e in events)
         assert counted == TOTAL
+        _audit_verify_catches_tampering(env, zones, make_topic)
+
+
+def _audit_verify(env, *args: str) -> tuple[int, dict]:
+    done = subprocess.run([sys.executable, "-m", "corridor.cli", "audit", "verify", "--zone",
+                           env.origin, "--as", "admin", "-o", "json", "-c", str(env.path), *args],
+                          capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "CORRIDOR_HOME": str(REPO)})
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def _audit_verify_catches_tampering(env, zones, make_topic) -> None:
+    """`corridor audit verify` on the run's own evidence: it passes; then on copies of the
+    real audit topic, each with one change, it fails naming the first break's kind."""
+    code, doc = _audit_verify(env)
+    assert code == 0 and doc["ok"], doc["first_break"]
+    admin = zones.credentials.admin
+    origin = zone_endpoint(env.config, env.origin)
+    values = sorted(read_to_end(origin, admin, topics.audit(env.origin)),
+                    key=lambda r: r.offset)
+    raw = [r.value or b"" for r in values]
+    cps = [r.value or b"" for r in sorted(read_to_end(origin, admin,
+                                                      topics.audit_checkpoints(env.origin)),
+                                          key=lambda r: r.offset)]
+    # Two events of one chain with consecutive seqs (the longest chain; no replay between).
+    decoded = [decode_event(v) for v in raw]
+    chains: dict[ChainId, list[int]] = {}
+    for i, e in enumerate(decoded):
+        chains.setdefault(e.chain, []).append(i)
+    mine = max(chains.values(), key=len)
+    a, b = next((i, j) for i, j in pairwise(mine) if decoded[j].seq == decoded[i].seq + 1)
+    victim = decoded[a]
+    forged = replace(victim, prev="ab" * 32)
+    forged = replace(forged, hash=content_hash(forged))
+    out = victim.summary.outcomes
+    key = next(k for k, v in out.items() if v > 0)
+    altered = raw[a].replace(f'"{key}":{out[key]}'.encode(),
+                             f'"{key}":{out[key] + 1}'.encode(), 1)
+    assert altered != raw[a]
+    cases = {
+        "altered": (raw[:a] + [altered] + raw[a + 1:], cps),
+        "deleted": (raw[:a] + raw[a + 1:], cps),
+        "reordered": (raw[:a] + [raw[b]] + raw[a + 1:b] + [raw[a]] + raw[b + 1:], cps),
+        "inserted": (raw[:a] + [encode_event(forged)] + raw[a:], cps),
+    }
+    first = decode_checkpoint(cps[0])
+    other = sign_checkpoint(Ed25519PrivateKey.generate(),
+                            ChainState(first.chain, first.seq, first.head_hash), first.ts_ms)
+    cases["signature"] = (raw, [encode_checkpoint(other)] + cps[1:])
+    for kind, (events, checkpoints) in cases.items():
+        names = (make_topic("hk", "audit", 1), make_topic("hk", "cp", 1))
+        producer = PlainProducer(origin, admin)
+        for topic, values_ in zip(names, (events, checkpoints), strict=True):
+            for i, value in enumerate(values_):
+                producer.produce(topic, value, f"{i}".encode(), partition=0)
+        producer.flush(60)
+        code, doc = _audit_verify(env, "--events-topic", names[0], "--checkpoints-topic",
+                                  names[1])
+        assert code == 1 and doc["first_break"]["kind"] == kind, (kind, doc["first_break"])
 
 
 INSTRUMENT = """\

@@ -212,3 +212,15 @@ def test_the_instrument_turning_expiring_then_expired_is_logged_once_each_and_ga
     RunObserver("hk-eu", "eu", metrics).instrument(plan.instrument, end)
     text = generate_latest(metrics.registry).decode()
     assert 'corridor_instrument_expiry_seconds{corridor="hk-eu",instrument="rmc"} 90.0' in text
+
+
+def test_an_idle_corridor_writes_its_last_events_without_waiting_for_a_next_round(
+        plan: CorridorPlan) -> None:
+    world = World(plan.datasets[DATASET].source_topic, values(plan))
+    source = FakeSource(world)
+    source.polls = 3  # one round with every record, then idle polls; no clean stop yet
+    r = runner(plan, world, source)
+    r._close_audit = lambda: None  # type: ignore[method-assign]  # as if killed after idling
+    r.run(world.stop)
+    (stored,) = stored_records(world)
+    assert written(r, plan.audit_topic) == list(stored.audit)  # on the origin while idle
