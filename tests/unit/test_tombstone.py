@@ -9,6 +9,7 @@ import pytest
 
 from corridor.core.config import Config, load_config
 from corridor.core.crypto import decrypt_column
+from corridor.core.errors import DecodeError
 from corridor.core.model import Lineage, RawMessage
 from corridor.core.pipeline import process
 from corridor.core.plan import CorridorPlan
@@ -145,3 +146,34 @@ def test_the_reference_agrees(config: Config, corridor: str) -> None:
     tombstones = [[(d.lineage, d.key, d.headers, d.timestamp) for d in r.delivered
                    if d.value is None] for r in (fast, slow)]
     assert tombstones[0] == tombstones[1]
+
+
+def test_the_sdk_yields_a_deleted_record_with_its_key_opened(tmp_path: Path) -> None:
+    from corridor.kafka.io import Record
+    from corridor.sdk import CorridorConsumer
+
+    text = CONFIG.replace("    admit: [normal]\n", "    admit: [normal]\n"
+                          "    key: encrypt-deterministic\n")
+    plan = plan_for(_config(tmp_path, text), "hk-eu")
+    delete = process(_batch(plan), plan, plan.datasets[DATASET], 0).delivered[1]
+    consumer = object.__new__(CorridorConsumer)  # decoding only: no cluster
+    key = data_key("hk-eu")
+    consumer.topic, consumer.kek_provider = "corridor.hk-eu.trade.shipment", object()
+    consumer.catalog = {key.key_id: key}  # type: ignore[assignment]
+    rec = Record(consumer.topic, 2, 40, delete.key, None, tuple(delete.headers), 2_000)
+    [out] = consumer.decode(rec)
+    assert out.deleted and out.value is None and out.value_at("hs_code") is None
+    assert (out.key, out.key_treatment) == (b"k1", "encrypt-deterministic")
+    assert (out.lineage, out.timestamp_ms, out.offset) == (f"{TOPIC}/0/11", 2_000, 40)
+    assert out.headers["corridor-destination"] == "eu"
+    consumer.kek_provider = None  # without a key provider: the key as it crossed
+    assert consumer.decode(rec)[0].key == delete.key
+    with pytest.raises(DecodeError):  # a null value that is no corridor tombstone
+        consumer.decode(Record(consumer.topic, 0, 1, b"x", None, (), None))
+
+
+def test_verify_counts_a_delivered_tombstone_by_its_lineage_header() -> None:
+    from corridor.kafka.verify_reader import _delivered_lineages
+
+    assert _delivered_lineages(None, f"{TOPIC}/0/11") == [f"{TOPIC}/0/11"]
+    assert _delivered_lineages(None, None) == []
