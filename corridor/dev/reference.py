@@ -10,6 +10,7 @@ after a datum).
 Arrow format: same outcomes and per-partition Deliveries with the same offsets;
 a field encrypted as a whole column is left out of the reference batch (the
 real column ciphertext needs the whole column, which is not per record).
+Tombstones (null values) cross or stay home as in the pipeline (``core.policy.tombstone``).
 """
 
 from __future__ import annotations
