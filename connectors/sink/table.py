@@ -13,7 +13,11 @@ Iceberg all hold without loss). Then the columns that say where each row comes f
   columns with ``-`` written ``_``;
 - ``kafka_topic``, ``kafka_partition``, ``kafka_offset``, ``kafka_timestamp``, ``kafka_key``:
   where the row was read in the destination, its source timestamp and its record key as
-  it crossed (a pseudonym by default).
+  it crossed (a pseudonym by default);
+- ``_deleted``: True on a delete marker, the row of a tombstone (a delete at the origin
+  that crossed: the record of ``kafka_key`` is gone): its value columns are null, its
+  lineage, residency and kafka columns filled. Append-only targets (Parquet, Iceberg) keep
+  markers as rows; DuckDB deletes that key's rows instead (``duckdb_target``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ PARTITION_COLUMNS = ("corridor", "dataset", "event_date")
 RESIDENCY = (wire.ORIGIN, wire.DESTINATION, wire.JURISDICTION, wire.CLASSIFICATION,
              wire.LEGAL_BASIS, wire.POLICY, wire.KEY_ID)
 LINEAGE_COLUMN = "corridor_lineage"
+KEY_COLUMN = "kafka_key"
+DELETED_COLUMN = "_deleted"
 META_FIELDS: tuple[pa.Field, ...] = (
     pa.field("corridor", pa.string()),
     pa.field("dataset", pa.string()),
@@ -45,7 +51,8 @@ META_FIELDS: tuple[pa.Field, ...] = (
     pa.field("kafka_partition", pa.int32()),
     pa.field("kafka_offset", pa.int64()),
     pa.field("kafka_timestamp", TIMESTAMP),
-    pa.field("kafka_key", pa.binary()),
+    pa.field(KEY_COLUMN, pa.binary()),
+    pa.field(DELETED_COLUMN, pa.bool_()),
 )
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -117,8 +124,9 @@ class SinkTable:
         """The rows of ``records`` (in order) as a table of ``self.schema``."""
         columns: dict[str, list[Any]] = {f.name: [] for f in self.schema}
         for r in records:
+            value = r.value or {}  # a tombstone: no value, every value column null
             for f in self.value_fields:
-                columns[f.name].append(r.value.get(f.name))
+                columns[f.name].append(value.get(f.name))
             self._meta(columns, r)
         return pa.table({f.name: pa.array(columns[f.name], f.type) for f in self.schema},
                         schema=self.schema)
@@ -136,7 +144,8 @@ class SinkTable:
         columns["kafka_partition"].append(r.partition)
         columns["kafka_offset"].append(r.offset)
         columns["kafka_timestamp"].append(stamp)
-        columns["kafka_key"].append(r.key)
+        columns[KEY_COLUMN].append(r.key)
+        columns[DELETED_COLUMN].append(r.deleted)
 
     def _event_date(self, r: CorridorRecord, stamp: datetime | None) -> date | None:
         if self.date_field is None:

@@ -101,7 +101,8 @@ def postgres_source() -> None:
     """Capture a PostgreSQL table into <zone>.outbound.<dataset> (Debezium on Kafka Connect).
 
     Each insert or update becomes one JSON record (the full row) keyed by --key-column;
-    each delete a tombstone, which corridors withhold (a delete does not cross)."""
+    each delete a tombstone, which crosses an avro corridor as a tombstone under the key
+    policy (README, connectors)."""
 
 
 def _capture_options(fn: Any) -> Any:

@@ -3,8 +3,9 @@
 Pure: no Kafka, no logging, no clock (the caller passes ``now_ms``). Messages of
 one source topic (one dataset), any of its partitions mixed, in any order.
 
-Order, per record (docs/DESIGN.md section 7): a tombstone (null value) is withheld
-(``TOMBSTONE``; its side record's value is empty bytes); a value that does not decode, or fails a
+Order, per record (docs/DESIGN.md section 7): a tombstone (null value: a delete) crosses as
+a tombstone, its key under the key policy, or is withheld (``corridor.core.policy.tombstone``;
+a withheld one's side record is empty bytes); a value that does not decode, or fails a
 dataset ``validate`` rule, is quarantined (``decode: <reason>`` /
 ``validate: <rule>``); then a record the corridor's rule withholds, or whose kind
 the corridor does not admit, is withheld (reasons: ``corridor.core.policy.withhold``);
@@ -23,7 +24,8 @@ records in (``inputs``), and every input lineage appears exactly once.
 
 Output per format:
 
-- avro: one Delivery per record: single-object Avro under the egress schema (with
+- avro: one Delivery per record, in source order (a tombstone's value None): single-object
+  Avro under the egress schema (with
   ``wire: confluent``: ``00`` + ``DatasetPlan.egress_id`` + the same body instead),
   the source key under the key policy (``corridor.core.policy.key``), the source
   record's timestamp, the plan's constant headers + ``corridor-lineage`` + the
@@ -68,6 +70,7 @@ from corridor.core.policy import (
 )
 from corridor.core.policy.erasable import ErasableSealing, column_fns, subject_missing
 from corridor.core.policy.key import allowed_headers, key_column, outgoing_keys
+from corridor.core.policy.tombstone import is_tombstone, tombstone_headers, tombstone_reason
 from corridor.core.policy.transform import ColumnFn
 from corridor.core.policy.withhold import expired_reasons
 from corridor.core.schema import AvroSchema
@@ -96,7 +99,6 @@ ARROW_COMPRESSION = "zstd"
 # local zones, 1 MiB on a default Kafka topic): a record the destination refuses would
 # abort its batch's transaction on every replay and stall the partition for good.
 MAX_RECORD_BYTES = 1 << 20
-TOMBSTONE = "tombstone: a delete (null value) does not cross"
 
 
 class Delivery(NamedTuple):
@@ -106,7 +108,7 @@ class Delivery(NamedTuple):
     delivered record, and a tuple is several times cheaper to build.
     """
 
-    value: bytes
+    value: bytes | None  # None: a tombstone (a delete crossing)
     key: bytes | None
     headers: list[tuple[str, bytes | None]]  # a park header allowed to cross may be null
     lineage: Lineage  # the record's; for an arrow batch, its first row's
@@ -192,11 +194,15 @@ def process(
     inputs = decode_inputs(messages, plan.store, dp.schema, frozenset(oversized), writer_schemas)
     units, decoded = inputs.units, inputs.decoded
     quarantined = {i: f"decode: {reason}" for i, reason in decoded.errors}
-    # A tombstone (null value: a delete from change data capture) is no bad input, and
-    # nothing of it may cross: it stays home, withheld, and `corridor verify` counts it there.
-    side_w = {i: TOMBSTONE for i, u in enumerate(units) if u.value is None and u.lineage.row < 0}
-    for i in side_w:
+    # A tombstone (null value: a delete from change data capture) is no bad input: it
+    # crosses with its key under the key policy, or stays home (policy.tombstone).
+    deletes = [i for i, u in enumerate(units) if is_tombstone(u)]
+    side_w: dict[int, str] = {}
+    for i in deletes:
         quarantined.pop(i, None)
+        if (reason := tombstone_reason(units[i], plan, dp, now_ms)) is not None:
+            side_w[i] = reason
+    crossing = [i for i in deletes if i not in side_w]
     quarantined.update((inputs.first_unit[i], reason) for i, reason in oversized.items())
     batch, rows = decoded.batch, decoded.rows
     invalid = validate_reasons(batch, dp.validate)
@@ -222,6 +228,8 @@ def process(
         delivered = _arrow(units, positions, passed, plan, dp)
     else:
         delivered = _avro(units, positions, passed, plan, dp, erasable)
+        if crossing:
+            delivered = _with_deletes(delivered, positions, units, crossing, plan, dp)
     return BatchResult(
         dataset=dp.dataset,
         delivered=delivered,
@@ -299,6 +307,19 @@ def _avro(
             headers += allowed_headers(m.headers, allowed)
         deliveries.append(Delivery(value, key, headers, lin, (), (), m.timestamp_ms))
     return deliveries
+
+
+def _with_deletes(delivered: list[Delivery], positions: list[int], units: Sequence[RawMessage],
+                  crossing: list[int], plan: CorridorPlan, dp: DatasetPlan) -> list[Delivery]:
+    """*delivered* (one per position) and a tombstone Delivery per *crossing* unit, merged in
+    source order (a delete after an insert of the same key in one batch stays after it)."""
+    deletes = [units[i] for i in crossing]
+    keys = outgoing_keys([m.key for m in deletes], dp.key, _context(plan, dp))
+    tombstones = [Delivery(None, key, tombstone_headers(m, plan, dp), m.lineage, (), (),
+                           m.timestamp_ms) for m, key in zip(deletes, keys, strict=True)]
+    merged = sorted(zip([*positions, *crossing], [*delivered, *tombstones], strict=True),
+                    key=lambda pair: pair[0])
+    return [d for _, d in merged]
 
 
 def _header(plan: CorridorPlan, dp: DatasetPlan) -> bytes | None:

@@ -6,7 +6,7 @@ change one and every reader breaks. Topic names live in ``corridor.core.topics``
 - Avro single-object framing: ``AVRO_MAGIC`` + 8-byte fingerprint + body (Avro spec).
 - Residency headers on every corridor record (docs/DESIGN.md section 6), and ``REASON`` and
   ``SOURCE_KEY`` on withheld and quarantined records in the origin; ``RELEASED`` on a record
-  that crossed later, by `corridor held release`.
+  that crossed later, by `corridor held release`; ``KEY_TREATMENT`` on a tombstone (a delete).
 - Lineage text: ``topic/partition/offset`` for a record, ``...#row`` for a row of an
   Arrow IPC source message; ``topic/partition/first-last`` for an Arrow corridor batch,
   whose Kafka key is ``topic/partition``.
@@ -37,6 +37,10 @@ REASON = "corridor-reason"  # withheld / quarantined records, in the origin
 # `corridor held release` re-runs the record as it came even after the source expired.
 SOURCE_KEY = "corridor-source-key"
 RELEASED = "corridor-released"  # a record delivered by `corridor held release`: the release id
+# On a tombstone (a delete crossing: null value) only: the treatment of its record key
+# (``pseudonymize``, ``encrypt-deterministic``, ``keep``), which a record carries in its egress
+# schema (avro) or batch metadata (arrow) and a null value cannot.
+KEY_TREATMENT = "corridor-key-treatment"
 
 # -- Arrow corridor batches -------------------------------------------------------------
 LINEAGE_OFFSET = "_lineage_offset"  # int64: each row's source offset

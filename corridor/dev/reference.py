@@ -10,6 +10,7 @@ after a datum).
 Arrow format: same outcomes and per-partition Deliveries with the same offsets;
 a field encrypted as a whole column is left out of the reference batch (the
 real column ciphertext needs the whole column, which is not per record).
+Tombstones (null values) cross or stay home as in the pipeline (``core.policy.tombstone``).
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from corridor.core.codec.avro_strict import Malformed, compile_reader, decode_bo
 from corridor.core.config import KeyTreatment, RecordKind, Transform, WireFormat
 from corridor.core.crypto.values import encode_values
 from corridor.core.model import Lineage, RawMessage
-from corridor.core.pipeline import TOMBSTONE, BatchResult, Delivery, SideRecord
+from corridor.core.pipeline import BatchResult, Delivery, SideRecord
 from corridor.core.plan import CorridorPlan, DatasetPlan
 from corridor.core.policy.classify import is_important
 from corridor.core.policy.key import KEY_FIELD, allowed_headers
 from corridor.core.policy.tag import lineage_range, record_headers
+from corridor.core.policy.tombstone import tombstone_headers, tombstone_reason
 from corridor.core.policy.values import mask_value, pseudonym
 from corridor.core.policy.withhold import class_reason, validate_reason, withhold_reason
 from corridor.core.schema import (
@@ -62,12 +64,16 @@ def process_reference(
     decoder: str = "strict",
 ) -> BatchResult:
     """Per-record twin of ``process``; see the module docstring."""
-    delivered: list[tuple[RawMessage, dict[str, Any]]] = []
+    delivered: list[tuple[RawMessage, dict[str, Any] | None]] = []  # None: a tombstone
     withheld: list[SideRecord] = []
     quarantined: list[SideRecord] = []
     for m in messages:
-        if m.value is None:  # a tombstone: withheld, its side record empty (pipeline.TOMBSTONE)
-            withheld.append(SideRecord(m.lineage, m.key, b"", TOMBSTONE))
+        if m.value is None:  # a tombstone: crosses, or withheld with its side record empty
+            why = tombstone_reason(m, plan, dp, now_ms)
+            if why is None:
+                delivered.append((m, None))
+            else:
+                withheld.append(SideRecord(m.lineage, m.key, b"", why))
             continue
         record, reason = _decode(m.value, plan.store, dp.schema, decoder)
         if record is not None:
@@ -80,10 +86,11 @@ def process_reference(
             withheld.append(SideRecord(m.lineage, m.key, m.value, held))
             continue
         delivered.append((m, transform_record(record, plan, dp)))
-    if plan.format is WireFormat.ARROW:
-        deliveries = _arrow(delivered, plan, dp)
+    if plan.format is WireFormat.ARROW:  # a tombstone never crosses an arrow corridor
+        deliveries = _arrow([(m, rec) for m, rec in delivered if rec is not None], plan, dp)
     else:
-        deliveries = [_avro(m, rec, plan, dp) for m, rec in delivered]
+        deliveries = [_avro(m, rec, plan, dp) if rec is not None else _tombstone(m, plan, dp)
+                      for m, rec in delivered]
     return BatchResult(
         dataset=dp.dataset,
         delivered=deliveries,
@@ -224,6 +231,11 @@ def _avro(m: RawMessage, record: dict[str, Any], plan: CorridorPlan,
     headers = record_headers(dp.headers, m.lineage)
     headers += allowed_headers(m.headers, plan.allowed_headers)
     return Delivery(value, _key(m.key, plan, dp), headers, m.lineage, (), (), m.timestamp_ms)
+
+
+def _tombstone(m: RawMessage, plan: CorridorPlan, dp: DatasetPlan) -> Delivery:
+    return Delivery(None, _key(m.key, plan, dp), tombstone_headers(m, plan, dp), m.lineage,
+                    (), (), m.timestamp_ms)
 
 
 def _arrow(delivered: list[tuple[RawMessage, dict[str, Any]]], plan: CorridorPlan,

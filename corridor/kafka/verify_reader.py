@@ -61,10 +61,11 @@ class VerifyInput:
 
 
 def _delivered_lineages(value: bytes | None, header: str | None) -> list[str]:
-    """Lineages one corridor message carries: its header (avro), or one per row (arrow)."""
-    if value is not None and (value[:2] == AVRO_MAGIC or value[:1] == CONFLUENT_MAGIC):
-        return [header] if header else []  # one Avro record (either framing): its header
-    if header is None or value is None:
+    """Lineages one corridor message carries: its header (avro, or a tombstone: a delete that
+    crossed, null value), or one per row (arrow)."""
+    if value is None or value[:2] == AVRO_MAGIC or value[:1] == CONFLUENT_MAGIC:
+        return [header] if header else []  # one record (either framing, or none): its header
+    if header is None:
         return []
     source = lineage_source(header)
     batch = from_ipc(value)

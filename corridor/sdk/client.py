@@ -30,6 +30,14 @@ consumer follows the subject key topic, so it learns of an erasure while it read
         email = record.value_at("contact_email")
     except Erased as exc:       # exc.field, exc.key_id, exc.erased_at_ms
         email = None
+
+A delete at the origin (a tombstone, e.g. Debezium's) crosses an avro corridor as a
+tombstone: the consumer yields it as a record whose ``value`` is None and ``deleted`` True,
+with its lineage, residency headers, source timestamp and its key as it crossed (the
+treatment in ``key_treatment``; decrypted like any key when a key provider is given).
+
+    if record.deleted:
+        forget(record.key)
 """
 
 from __future__ import annotations
@@ -211,9 +219,10 @@ class CorridorRecord:
     to it, ``timestamp_ms`` the source record's timestamp. ``park_headers``: the park
     headers the corridor let through (arrow format; avro records carry them as headers).
     ``erased``: an ``Erased`` per erasable field whose subject was erased (value null).
+    ``value`` None: a tombstone, the delete of the record of ``key`` (``deleted``).
     """
 
-    value: dict[str, Any]
+    value: dict[str, Any] | None
     headers: dict[str, str]
     lineage: str
     key: bytes | None = None
@@ -226,12 +235,18 @@ class CorridorRecord:
     park_headers: tuple[tuple[str, bytes | None], ...] = ()
     erased: tuple[Erased, ...] = ()
 
+    @property
+    def deleted(self) -> bool:
+        """A tombstone: the record of ``key`` was deleted at the origin (no value)."""
+        return self.value is None
+
     def value_at(self, path: str) -> Any:
-        """The value at dotted *path*; raises ``Erased`` when its subject was erased."""
+        """The value at dotted *path* (None on a tombstone); raises ``Erased`` when its
+        subject was erased."""
         for error in self.erased:
             if error.field == path:
                 raise error
-        return get_path(self.value, path)
+        return None if self.value is None else get_path(self.value, path)
 
 
 def _destination(config: Config, topic: str) -> str:
@@ -300,11 +315,13 @@ class CorridorConsumer:
     def decode(self, rec: Record) -> list[CorridorRecord]:
         """The records one corridor message carries (one for avro, one per row for arrow)."""
         headers = {k: v.decode("utf-8", errors="replace") for k, v in rec.headers if v is not None}
-        if rec.value is not None and rec.value[:2] == wire.AVRO_MAGIC:
+        if rec.value is None:
+            return [self._tombstone(rec, headers)]
+        if rec.value[:2] == wire.AVRO_MAGIC:
             fingerprint, body = unframe(rec.value)
             return [self._avro(rec, headers, self.catalog.schema(fingerprint), body,
                                f"egress schema {fingerprint.hex()} is not in {topics.SCHEMAS}")]
-        if rec.value is not None and rec.value[:1] == wire.CONFLUENT_MAGIC:
+        if rec.value[:1] == wire.CONFLUENT_MAGIC:
             schema_id, body = wire.confluent_unframe(rec.value)
             if self.registry is None:
                 raise DecodeError(f"schema id {schema_id}: no schema registry to look it up",
@@ -340,6 +357,18 @@ class CorridorConsumer:
                               rec.partition, rec.offset, key_treatment=treatment,
                               timestamp_ms=rec.timestamp_ms, erased=tuple(erased.get(0, ())))
 
+    def _tombstone(self, rec: Record, headers: dict[str, str]) -> CorridorRecord:
+        """A delete that crossed: no value; its key (decrypted like any) and its headers."""
+        if LINEAGE not in headers:
+            raise DecodeError("null value without corridor-lineage: no corridor tombstone",
+                              rec.topic, rec.partition, rec.offset)
+        treatment = headers.get(wire.KEY_TREATMENT, "")
+        key = rec.key
+        if self.kek_provider is not None:
+            key = self._key([key], treatment, *self._where(headers))[0]
+        return CorridorRecord(None, headers, headers[LINEAGE], key, rec.topic, rec.partition,
+                              rec.offset, key_treatment=treatment, timestamp_ms=rec.timestamp_ms)
+
     def _key(self, keys: list[bytes | None], treatment: str, corridor: str,
              dataset: str) -> list[bytes | None]:
         """Keys as they were at the origin when the corridor encrypted them, else as given."""
@@ -351,9 +380,7 @@ class CorridorConsumer:
         return plain
 
     def _arrow(self, rec: Record, headers: dict[str, str]) -> list[CorridorRecord]:
-        if rec.value is None:
-            raise DecodeError("null value on a corridor topic", rec.topic, rec.partition,
-                              rec.offset)
+        assert rec.value is not None  # a tombstone is decoded by _tombstone
         batch = from_ipc(rec.value)
         rows = batch.to_pylist()
         offsets = [r.pop(LINEAGE_OFFSET, None) for r in rows]

@@ -4,8 +4,9 @@ DuckDB: real PostgreSQL 15, a real Connect worker running the Debezium connector
 Rows inserted (the initial snapshot, then streamed), updated and deleted in a PostgreSQL
 table reach ``<zone>.outbound.crm.customer`` as JSON rows and tombstones; the corridor
 pseudonymizes, encrypts, masks and drops the personal columns, withholds rows without
-consent and every tombstone (a delete does not cross); the DuckDB sink lands exactly what was
-delivered; `corridor verify` accounts for every record. Every principal is the file's own
+consent, and lets each delete cross as a tombstone under its pseudonymized key; the DuckDB
+sink lands exactly what was delivered and deletes the deleted customers' rows; `corridor
+verify` accounts for every record, tombstones among the delivered. Every principal is the file's own
 least-privileged one (the park writes through Connect with its single grant).
 """
 
@@ -34,7 +35,6 @@ from connectors.debezium.postgres import LocalPostgres
 from corridor.core import topics
 from corridor.core.config import load_config
 from corridor.core.model import Lineage
-from corridor.core.pipeline import TOMBSTONE
 from corridor.kafka.acl_sync import drop_principals, sync_acls
 from corridor.kafka.io import read_to_end, watermarks
 from corridor.keys.local import LocalKekProvider
@@ -215,12 +215,23 @@ def test_inserts_updates_and_deletes_cross_into_duckdb(zones, capture, tmp_path)
     no_consent = sum(1 for v in source.values() if v is not None and not v["consent"])
     assert report.ok and report.source == total, report
     assert report.quarantined == 0, report.quarantined_by_reason
-    assert report.withheld_by_reason == {TOMBSTONE: DELETED,
-                                         "withhold: consent == false": no_consent}
-    assert report.delivered == total - DELETED - no_consent
-    withheld = {r.key.decode(): r.header("corridor-reason")
-                for r in read_to_end(origin, admin, topics.withheld(env.corridor))}
-    assert {lin for lin, why in withheld.items() if why == TOMBSTONE} == tombstones
+    # A delete crosses as a tombstone even when the row it deletes was withheld: only its key
+    # crosses, pseudonymized like the rows' keys.
+    assert report.withheld_by_reason == {"withhold: consent == false": no_consent}
+    assert report.delivered == total - no_consent
+    dest = zone_endpoint(env.config, env.dest)
+    crossed: dict[str, tuple[bytes | None, bytes | None]] = {}  # lineage -> (key, value)
+    for r in read_to_end(dest, admin, topics.corridor_topic(env.origin, env.dest, DATASET)):
+        crossed[str(r.header("corridor-lineage"))] = (r.key, r.value)
+    assert {lin for lin, (_, value) in crossed.items() if value is None} == tombstones
+    by_customer = {source[lin]["customer_id"]: key for lin, (key, value) in crossed.items()
+                   if value is not None}
+    deleted_ids = {keys[lin].decode() for lin in tombstones}
+    for lin in tombstones:
+        key = crossed[lin][0]
+        assert key is not None and key != keys[lin]  # never the customer id as it was
+        customer = keys[lin].decode()
+        assert customer not in by_customer or by_customer[customer] == key
 
     # Into DuckDB through the sink, as analytics-<dest>; the ciphertext kept (no --decrypt).
     database = tmp_path / "crm.duckdb"
@@ -236,7 +247,9 @@ def test_inserts_updates_and_deletes_cross_into_duckdb(zones, capture, tmp_path)
     finally:
         con.close()
     assert "national_id" not in names  # dropped by the corridor
-    expected = {lin for lin, v in source.items() if v is not None and v["consent"]}
+    # Every row of a deleted customer is gone (deleted with the tombstone's offsets).
+    expected = {lin for lin, v in source.items() if v is not None and v["consent"]
+                and v["customer_id"] not in deleted_ids}
     assert Counter(r["corridor_lineage"] for r in rows) == Counter(expected)
     pseudonyms: dict[str, set[str]] = {}
     for row in rows:

@@ -55,8 +55,9 @@ def test_park_records_arrive_decodable(env, zones) -> None:
     assert ids == sorted(r["shipment_id"] for r in rows)
 
 
-def _deliver(env, zones, rows):
-    """Run the real pipeline on ``rows`` and write what a processor would, in one transaction."""
+def _deliver(env, zones, rows, deleted=()):
+    """Run the real pipeline on ``rows`` (then a tombstone per key of ``deleted``) and write
+    what a processor would, in one transaction."""
     kek_zone = env.dest
     provider = LocalKekProvider(env.keys)
     provider.init(kek_zone)
@@ -67,6 +68,8 @@ def _deliver(env, zones, rows):
     producer = ParkProducer(env.config, env.origin, DATASET)
     source = topics.outbound(env.origin, DATASET)
     messages = [RawMessage(Lineage(source, 0, i), producer.encode(r)) for i, r in enumerate(rows)]
+    messages += [RawMessage(Lineage(source, 0, len(rows) + i), None, key)
+                 for i, key in enumerate(deleted)]
     result = pipeline.process(messages, plan, dp, now_ms=0)
     out = [OutMessage(topics.SCHEMAS, json.dumps(dp.egress.raw).encode(),
                       dp.egress.fingerprint.hex().encode()),
@@ -110,6 +113,22 @@ def test_consumer_decodes_tags_and_decrypts(env, zones) -> None:
     other.init(env.dest)
     with CorridorConsumer(env.config, topic, kek_provider=other) as consumer, pytest.raises(WrongKey):
         list(consumer.records(max_records=1, idle_timeout_s=20))
+
+
+def test_a_delete_reaches_the_consumer_as_a_deleted_record(env, zones) -> None:
+    rows = generate_rows(DATASET, 2, seed=5, withheld_share=0.0)
+    for r in rows:
+        r["consent"] = True
+    result, provider = _deliver(env, zones, rows, deleted=[b"customer-1"])
+    assert [d.value is None for d in result.delivered] == [False, False, True]
+    topic = topics.corridor_topic(env.origin, env.dest, DATASET)
+    with CorridorConsumer(env.config, topic, kek_provider=provider) as consumer:
+        got = list(consumer.records(max_records=3, idle_timeout_s=20))
+    [gone] = [r for r in got if r.deleted]
+    assert gone.value is None and gone.lineage == f"{topics.outbound(env.origin, DATASET)}/0/2"
+    assert gone.key is not None and gone.key != b"customer-1"  # pseudonymized, as it crossed
+    assert gone.key_treatment == "pseudonymize"
+    assert gone.headers["corridor-destination"] == env.dest
 
 
 def test_arrow_batches_become_rows_with_lineage_and_decrypted_columns(zones, tmp_path) -> None:

@@ -236,3 +236,56 @@ def test_the_loop_lands_full_batches_then_the_rest_and_stops_when_idle() -> None
                    clock=clock)  # type: ignore[arg-type]
     assert target.writes == [(7, {0: 7}), (1, {1: 8})]
     assert (run.records, run.batches, run.messages) == (8, 2, 8)
+
+
+# --- deletes (tombstones that crossed) -----------------------------------------------------
+
+def tombstone(i: int, key: bytes, partition: int = 0) -> CorridorRecord:
+    headers = {"corridor-origin": "hk", "corridor-lineage":
+               f"hk.outbound.trade.shipment/{partition}/{i}"}
+    return CorridorRecord(None, headers, headers["corridor-lineage"], key, TOPIC, partition, i,
+                          key_treatment="pseudonymize", timestamp_ms=int(DAY2.timestamp() * 1000))
+
+
+def keyed(i: int, key: bytes) -> CorridorRecord:
+    r = record(i)
+    return CorridorRecord(r.value, r.headers, r.lineage, key, r.topic, r.partition, r.offset,
+                          timestamp_ms=r.timestamp_ms)
+
+
+def test_a_tombstone_is_a_delete_marker_row() -> None:
+    [row] = sink_table().build([tombstone(7, b"k")]).to_pylist()
+    assert row["_deleted"] is True and row["shipment_id"] is None and row["kafka_key"] == b"k"
+    assert row["corridor_lineage"] == "hk.outbound.trade.shipment/0/7"
+    assert row["event_date"] == date(2025, 3, 2)
+    assert sink_table().build([record(1)]).column("_deleted").to_pylist() == [False]
+
+
+def test_duckdb_deletes_the_rows_of_a_key_in_order_with_its_offsets(tmp_path: Path) -> None:
+    table = sink_table()
+    target = DuckDbTarget(tmp_path / "d.duckdb", "shipments", TOPIC, table.schema)
+    target.write(table.build([keyed(0, b"a"), keyed(1, b"b"), keyed(2, b"a")]), {0: 3})
+    # One batch: delete a, re-insert a, delete b: a's re-insert stays, b is gone.
+    target.write(table.build([tombstone(3, b"a"), keyed(4, b"a"), tombstone(5, b"b")]), {0: 6})
+    found = target.con.execute("SELECT shipment_id, kafka_key FROM shipments").fetchall()
+    assert found == [("DEC-4", b"a")]
+    assert "_deleted" not in [c[0] for c in target.con.execute("DESCRIBE shipments").fetchall()]
+    assert target.stored() == {0: 6}
+    target.close()
+
+
+def test_append_only_targets_keep_delete_markers(tmp_path: Path) -> None:
+    from connectors.sink.iceberg_target import IcebergTarget
+
+    table = sink_table()
+    rows = table.build([keyed(0, b"a"), tombstone(1, b"a")])
+    parquet = ParquetTarget(tmp_path / "pq", CORRIDOR, DATASET)
+    parquet.stored()
+    parquet.write(rows, {0: 2})
+    landed = pads.dataset(tmp_path / "pq", partitioning=PARTITIONING).to_table()
+    assert sorted(landed.column("_deleted").to_pylist()) == [False, True]
+    iceberg = IcebergTarget(tmp_path / "wh", "corridor.shipments", TOPIC, table.schema)
+    iceberg.stored()
+    iceberg.write(rows, {0: 2})
+    assert sorted(iceberg.table.scan().to_arrow().column("_deleted").to_pylist()) == [False,
+                                                                                      True]
