@@ -32,13 +32,27 @@ the state). It is a function of the state and of the *set* of subjects in the ba
 - a class crossing 80% of its ceiling, or reaching it, gives a :class:`ThresholdAlert` (once:
   on the batch where the level changes).
 
-Exactly once: the processor writes the delta (:func:`ledger_record`) to the compacted
-``ledger`` topic in the same transaction as the batch, and applies it to its state only
-after the commit; on start it rebuilds the state from the topic (read_committed). A batch
-that was aborted counted no one; a replayed batch rewrites the same keys (the key is the
-whole entry), and :meth:`LedgerState.apply` of entries already there changes nothing.
-The ceiling is exact when one writer admits for the zone's ledger at a time (the state
-must hold every committed delta of every corridor out of the zone before the next admit).
+**Where and when** (``corridor.processor.subjects``): the ledger lives in the ORIGIN zone
+(topic ``topics.subject_ledger(origin)``, compacted): the subject id never leaves the origin.
+The processor writes a batch's delta (:func:`ledger_record`) with the batch's side output
+(runner step 2, acknowledged before the destination commit of step 3) and applies it to its
+state right after that acknowledgement; on start it rebuilds the state from the topic
+(read_committed), and it follows the topic while it runs (entries of other processors).
+So a subject is counted no later than the batch that crosses it commits. After a crash
+between steps 2 and 3 the replay processes the same records; the subject, now known,
+crosses, and its key is rewritten (the key is the whole entry; :meth:`LedgerState.apply` of
+entries already there changes nothing): the count is the distinct subjects that crossed.
+The only over-count is a subject whose retry is then withheld for another reason in between
+(consent withdrawn, instrument expired): over, never under, the safe side of a ceiling.
+
+The ceiling is exact with one admitting processor per origin zone. Within one processor a
+round prepares several chunks before step 2: each chunk is admitted against the state plus
+the deltas already prepared (*reserved*), so the round cannot pass the ceiling either.
+Several processors admitting for one zone (instances of a corridor, corridors out of the
+zone) each see the others' entries only once written and read back; each re-reads the
+ledger to its end before admitting once a class is at 80% of its ceiling, so each admits at
+most one round of new subjects (its own in-flight chunks) beyond what the others
+counted: the overshoot is at most (processors - 1) x (new subjects in one round).
 Ledger records are never tombstones: only the processor's principal may write the topic.
 """
 
@@ -153,6 +167,18 @@ class LedgerEntry:
         return cls(parts[0], int(parts[1]), field_class, parts[3], parts[4])
 
 
+def fold_ledger(keys: Iterable[bytes | None]) -> tuple[LedgerState, int]:
+    """The ledger folded from its records' keys, and how many records were not ledger
+    entries (ignored)."""
+    entries, ignored = [], 0
+    for key in keys:
+        try:
+            entries.append(LedgerEntry.from_record_key(key or b""))
+        except ValueError:  # UnicodeDecodeError included
+            ignored += 1
+    return LedgerState(entries), ignored
+
+
 def ledger_record(entry: LedgerEntry, corridor: str) -> tuple[bytes, bytes]:
     """The compacted ledger topic's record of *entry* (key, value): the value names the
     corridor that first carried it there (deterministic: a replay writes the same bytes)."""
@@ -189,6 +215,14 @@ class LedgerState:
         """Destinations *subject* reached in that zone, year and class (empty: not counted)."""
         return self._known.get((zone, year, field_class), {}).get(subject, frozenset())
 
+    def by_destination(self, zone: str, year: int, field_class: FieldClass) -> dict[str, int]:
+        """Distinct subjects of that zone, year and class per destination zone reached."""
+        out: dict[str, int] = {}
+        for reached in self._known.get((zone, year, field_class), {}).values():
+            for destination in reached:
+                out[destination] = out.get(destination, 0) + 1
+        return dict(sorted(out.items()))
+
     def destinations_of(self, zone: str, subject: str) -> frozenset[str]:
         """Every destination zone *subject* of *zone* reached, any year and class (erasure)."""
         out: set[str] = set()
@@ -196,6 +230,17 @@ class LedgerState:
             if z == zone:
                 out |= subjects.get(subject, frozenset())
         return frozenset(out)
+
+    def count_beyond(self, other: LedgerState, zone: str, year: int,
+                     field_class: FieldClass) -> int:
+        """Subjects counted here and not in *other* (zone, year, class): a reservation's
+        share of the ceiling."""
+        known = other._known.get((zone, year, field_class), {})
+        return sum(1 for s in self._known.get((zone, year, field_class), {}) if s not in known)
+
+    def clear(self) -> None:
+        """Forget every entry (a reservation written or given up)."""
+        self._known.clear()
 
     def counts(self) -> dict[tuple[str, int, FieldClass], int]:
         """Every (zone, year, class) with its count."""
@@ -260,10 +305,15 @@ def admit(
     classes: Collection[FieldClass],
     thresholds: Thresholds | None,
     skip: Collection[int] = (),
+    reserved: LedgerState | None = None,
 ) -> Admission:
     """Decide one batch: see the module docstring. ``subjects[row]`` is the row's subject id;
     rows in *skip* (already withheld or quarantined) are neither decided nor counted.
-    *classes*: :func:`crossing_classes` of the batch's dataset (none: nothing is counted)."""
+    *classes*: :func:`crossing_classes` of the batch's dataset (none: nothing is counted).
+    *reserved*: entries admitted by chunks not yet written (the same round): they count
+    toward the ceiling and their subjects cross, but the delta still holds every entry not
+    in *state* (written twice, one key), so a reservation that is never written loses
+    nothing."""
     counted = [c for c in COUNTED if c in classes]
     if not counted:
         return Admission({}, (), ())
@@ -278,12 +328,15 @@ def admit(
             rows.setdefault(subject, []).append(row)
     ceilings = {c: thresholds.ceiling(c) if thresholds is not None else None for c in counted}
     limited = thresholds is not None and thresholds.on_reach is OnReach.WITHHOLD_NEW_SUBJECTS
-    before = {c: state.count(zone, year, c) for c in counted}
+    spare = reserved if reserved is not None else LedgerState()
+    before = {c: state.count(zone, year, c) + spare.count_beyond(state, zone, year, c)
+              for c in counted}
     added = dict.fromkeys(counted, 0)
     delta: list[LedgerEntry] = []
     for subject in sorted(rows):
         reached = {c: state.reached(zone, year, c, subject) for c in counted}
-        fresh = [c for c in counted if not reached[c]]
+        fresh = [c for c in counted
+                 if not reached[c] and not spare.reached(zone, year, c, subject)]
         full = [c for c in fresh if limited and _at_ceiling(before[c] + added[c], ceilings[c])]
         if full:
             reason = volume_reason(zone, year, full[0], ceilings[full[0]] or 0)

@@ -6,8 +6,8 @@ are there, and where its keys live. Every command, the processor and the SDK use
   the file (a zone missing there is an error, never a silent fallback to the file).
 - Credentials: the file named by ``CORRIDOR_CREDENTIALS``, else the local zones'
   ``.zones/credentials.json`` (made at first start, 0600).
-- Key providers and pseudonym secrets: the zone's ``keys:`` entry (Vault token from the
-  environment variable it names, never the file).
+- Key providers, pseudonym secrets and the subject secret: the zone's ``keys:`` entry
+  (Vault token from the environment variable it names, never the file).
 - Schema registries: the zone's ``schema_registry:`` entry (user and password from the
   environment variables it names, never the file).
 - Who a reading command acts as in a zone (``acting_principal``), and the public keys
@@ -29,6 +29,7 @@ from corridor.core.audit import signer_id
 from corridor.core.config import Config, KeysConfig
 from corridor.core.crypto import SecretBytes
 from corridor.core.errors import ConfigError, CryptoError
+from corridor.core.subjects import subject_secret_name
 from corridor.kafka.clients import Endpoint
 from corridor.keys.local import LocalKekProvider
 from corridor.keys.signing import load_public_key, zone_public_key
@@ -135,10 +136,20 @@ def _keys_dir(config: Config, keys: KeysConfig) -> Path:
 def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
     """The corridor's HMAC secret: a 0600 file beside the origin zone's keys, made once."""
     corridor = config.corridors[corridor_name]
-    folder = _keys_dir(config, config.zones[corridor.origin].keys) / "pseudonym"
+    return _secret_file(config, corridor.origin, corridor.pseudonym_key, "pseudonym secret")
+
+
+def subject_secret(config: Config, zone: str) -> SecretBytes:
+    """The origin zone's subject secret (``corridor.core.subjects``): a 0600 file beside its
+    pseudonym secrets, made once, shared by every corridor out of the zone."""
+    return _secret_file(config, zone, subject_secret_name(zone), "subject secret")
+
+
+def _secret_file(config: Config, zone: str, name: str, what: str) -> SecretBytes:
+    folder = _keys_dir(config, config.zones[zone].keys) / "pseudonym"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
-    path = folder / f"{corridor.pseudonym_key}.secret"
+    path = folder / f"{name}.secret"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as fh:
@@ -147,7 +158,5 @@ def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
         pass
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise CryptoError(f"{path}: pseudonym secret has mode {mode:04o}; chmod 600 it")
+        raise CryptoError(f"{path}: {what} has mode {mode:04o}; chmod 600 it")
     return SecretBytes(path.read_bytes())
-
-

@@ -10,10 +10,14 @@ correctness argument; each source partition has its own transaction):
   Step 1. Writer schemas of the chunk's Confluent-framed records from the ORIGIN
           zone's registry (fetched once per id; while the registry does not answer the
           chunk waits, never quarantined). Then the pure pipeline: decode, classify,
-          withhold, transform, tag, encode. Nothing has left the process yet.
+          withhold, transform, tag, encode. Nothing has left the process yet. A corridor
+          whose datasets name their subject waits first for a fresh consent view and
+          decides with its ledger and consent view (``processor.subjects``: paused,
+          nothing crosses, while the view is stale).
   Step 2. Write withheld, quarantined and audit records of every partition of
           the round to the origin and wait until every one is acknowledged. They are keyed by lineage on
-          compacted topics, so a replay rewrites the same keys.
+          compacted topics, so a replay rewrites the same keys. The round's ledger entries
+          go with them (keyed by entry); once acknowledged they are counted.
   Step 3. Per partition, one destination transaction: egress schemas and
           wrapped data keys not yet published, the output records, and the
           batch's end offset in ``_corridor.offsets.<corridor>``, committed one partition
@@ -71,6 +75,7 @@ from corridor.processor.keys import KeyPublisher
 from corridor.processor.metrics import RunObserver
 from corridor.processor.rebalance import Assignment, MakeSink, Topology
 from corridor.processor.stats import Stats
+from corridor.processor.subjects import NoSubjects, SubjectGate
 from corridor.registry import SchemaRegistry
 from corridor.registry.waiting import Stopped, until_available
 from corridor.zones.credentials import Principal
@@ -125,7 +130,8 @@ class CorridorRunner:
     ``config`` is accepted for the callers' sake and not used. ``registry``: the ORIGIN
     zone's schema registry (None: it has none; Confluent-framed records are then
     quarantined as of an unknown schema id, JSON still decodes); ``egress_registry``: the
-    DESTINATION zone's, needed by ``wire: confluent``.
+    DESTINATION zone's, needed by ``wire: confluent``. ``subjects``: the corridor's ledger
+    and consent view (None: its datasets name no subject).
     """
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
@@ -138,8 +144,10 @@ class CorridorRunner:
                  wall_ms: Callable[[], int] = _wall_ms,
                  observer: RunObserver | None = None,
                  registry: SchemaRegistry | None = None,
-                 egress_registry: SchemaRegistry | None = None) -> None:
+                 egress_registry: SchemaRegistry | None = None,
+                 subjects: SubjectGate | None = None) -> None:
         self.plan = plan
+        self.subjects = subjects or NoSubjects()
         self.registry, self.egress_registry = registry, egress_registry
         if plan.confluent and egress_registry is None:
             raise CorridorError(f"corridor {plan.name}: wire: confluent needs a schema "
@@ -274,7 +282,10 @@ class CorridorRunner:
                     return  # stopping while a registry did not answer: as above
                 prepared.append(ready)
             # Step 2: side output to the origin, acknowledged before any destination commit.
-            self.side.write([m for p in prepared for m in p.side])
+            results = [p.result for p in prepared]
+            self.side.write([m for p in prepared for m in p.side]
+                            + self.subjects.records(results))
+            self.subjects.acknowledged(results)
             # Step 3: the destination transactions.
             errors = self._commit_all(prepared)
             for p, error in zip(prepared, errors, strict=True):
@@ -337,10 +348,12 @@ class CorridorRunner:
         topic, partition = tp
         dataset_plan = self.plan.dataset_for_topic(topic)
         writers = self._writer_schemas(raws)
-        if writers is None:
+        if writers is None or not self.subjects.ready(self._stop):
             return None
         now_ms = self.wall_ms()
-        result = pipeline.process(raws, self.plan, dataset_plan, now_ms, writer_schemas=writers)
+        result = pipeline.process(raws, self.plan, dataset_plan, now_ms, writer_schemas=writers,
+                                  subjects=self.subjects.inputs())
+        self.subjects.reserve(result)
         if self.keys is not None:
             self.keys.counted(len(raws))  # encrypted under the current key, committed or not
         # The source's partition number when the destination has as many, else murmur2.
@@ -418,6 +431,7 @@ class CorridorRunner:
         self.source.close()
         self.assignment.close()
         self.side.close()
+        self.subjects.close()
         if self.keys is not None:
             self.keys.close()
         self.log.info("corridor_stopped", **self.stats.as_dict())
