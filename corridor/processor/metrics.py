@@ -353,7 +353,7 @@ class RunObserver:
     def event(self, name: str, fields: dict[str, Any]) -> None:
         """The runner's state changes (``_notify``): KMS and registry reachability, and the
         consent view's pause."""
-        if name in ("consent_view_stale", "consent_view_fresh"):
+        if name in ("consent_view_stale", "consent_view_rebuilding", "consent_view_fresh"):
             self.health.consent_fresh = name == "consent_view_fresh"
         elif name in ("kms_unavailable", "kms_available"):
             up = name == "kms_available"

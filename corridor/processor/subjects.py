@@ -4,8 +4,9 @@ A :class:`SubjectGate` is made by ``processor.wiring`` for a corridor one of who
 names its subject, and called by the runner at three points (``processor.runner``):
 
 - Step 1, before each chunk, :meth:`SubjectGate.ready`: on the first call the ledger is
-  rebuilt from the origin's ``<zone>.subjects`` and the consent view from ``<zone>.consent``
-  (both read to the end offsets seen at start, read_committed, by assignment). Then, each
+  rebuilt from the origin's ``<zone>.subjects`` (read to the end offsets seen at start,
+  read_committed, by assignment) and the consent view starts from ``<zone>.consent``
+  (``consent_view_rebuilding``: nothing is decided until it is as of its start). Then, each
   time: the ledger entries other processors wrote meanwhile are applied (the gate follows
   the topic); once a class is at 80% of a ``withhold-new-subjects`` ceiling, the ledger is
   read to its current end first. New consent records are applied; every ``REFRESH_S`` the
@@ -64,9 +65,9 @@ from corridor.processor.metrics import RunObserver
 
 Log = Any  # a structlog bound logger
 REFRESH_S = 1.0  # the consent topic's end offsets are asked at most this often
-PAUSE_S = 0.5  # while paused, the view is looked at again this often
+PAUSE_S = 0.2  # while paused, the view is looked at again this often
 # The state of a step before anything was logged: reaching it again is not news.
-QUIET = {"consent": "consent_view_fresh", "consent read": "origin_available"}
+QUIET = {"consent read": "origin_available"}
 EVENTS = {"warning": "subjects_ceiling_near", "reached": "subjects_ceiling_reached"}
 
 
@@ -139,17 +140,23 @@ class SubjectGate:
             return False
         self._follow_ledger(stop)
         while self.view is not None:
-            self._refresh_consent()
+            applied = self._refresh_consent()
             now = self.wall_ms()
             staleness = self.view.staleness_ms(now)
             if not self.view.stale(now, self.bound_ms):
-                self._notify("consent_view_fresh", {"step": "consent", "staleness_ms": staleness})
+                self._notify("consent_view_fresh", {"step": "consent", "staleness_ms": staleness,
+                                                    "subjects": len(self.view)})
                 break
-            self._notify("consent_view_stale", {
-                "step": "consent", "staleness_ms": staleness, "bound_ms": self.bound_ms,
-                "action": "corridor paused: nothing is decided, nothing crosses"})
+            if staleness is None:  # rebuilding from the topic (start)
+                self._notify("consent_view_rebuilding", {"step": "consent"})
+            else:
+                self._notify("consent_view_stale", {
+                    "step": "consent", "staleness_ms": staleness, "bound_ms": self.bound_ms,
+                    "action": "corridor paused: nothing is decided, nothing crosses"})
             self.observer.turned()
-            if stop.wait(PAUSE_S):
+            if not applied and stop.wait(PAUSE_S):
+                return False
+            if stop.is_set():
                 return False
         return True
 
@@ -194,17 +201,12 @@ class SubjectGate:
         self._ledger = self._retrying(self._make_ledger, "open ledger", stop)
         if not self._catch_up(self._ledger, self._apply_ledger, stop):
             return False
-        if self._make_consent is not None and self.view is not None:
+        if self._make_consent is not None:
             self._consent = self._retrying(self._make_consent, "open consent", stop)
-            as_of = self.wall_ms()
-            if not self._catch_up(self._consent, self._apply_consent, stop):
-                return False
-            self.view.caught_up(as_of)
         year = calendar_year(self.wall_ms())
         self.log.info("subjects_ready", zone=self.plan.origin, year=year,
                       counts={f"{z}/{y}/{c.value}": n for (z, y, c), n in
                               self.ledger.counts().items() if z == self.plan.origin},
-                      consent_subjects=len(self.view) if self.view is not None else None,
                       seconds=round(self.clock() - started, 3))
         keys = {(self.plan.origin, year, c) for c in (FieldClass.PERSONAL, FieldClass.SENSITIVE)}
         self._gauges(keys, announce=True)
@@ -217,6 +219,7 @@ class SubjectGate:
         while not feed.reached(ends):
             if stop.is_set():
                 return False
+            self.observer.turned()
             apply(self._retrying(lambda: feed.poll(0.2, 5000), "read", stop))
         return True
 
@@ -261,17 +264,19 @@ class SubjectGate:
                 subject_id(raw, self.key), record.value, record.partition, record.offset,
                 record.timestamp_ms or 0))
             ours = sorted(withdrew & set(self.plan.purposes))
-            if ours and self._consent is not None and self.view.as_of_ms is not None:
+            if ours and self.view.as_of_ms is not None:  # not while rebuilding
                 self.log.info("consent_withdrawn", partition=record.partition,
                               offset=record.offset, purposes=ours)
 
-    def _refresh_consent(self) -> None:
-        """New consent records; the end offsets asked every REFRESH_S; the view moved to T
-        once everything below the offsets asked at T is applied. A failure to read leaves
-        the view where it is (it grows stale: the corridor pauses)."""
+    def _refresh_consent(self) -> int:
+        """New consent records (how many); the end offsets asked every REFRESH_S; the view
+        moved to T once everything below the offsets asked at T is applied. A failure to
+        read leaves the view where it is (it grows stale: the corridor pauses)."""
         assert self._consent is not None and self.view is not None
+        records: list[Record] = []
         try:
-            self._apply_consent(self._consent.poll(0.0, 5000))
+            records = self._consent.poll(0.0, 5000)
+            self._apply_consent(records)
             if self._asked is not None and self._consent.reached(self._asked[1]):
                 self.view.caught_up(self._asked[0])
                 self._asked = None
@@ -283,6 +288,7 @@ class SubjectGate:
         except KafkaUnavailable as exc:
             self._notify("origin_unavailable", {"step": "consent read", "error": str(exc)})
         self.observer.consent_staleness(self.view.staleness_ms(self.wall_ms()))
+        return len(records)
 
     def _alert(self, alert: ThresholdAlert) -> None:
         event = EVENTS.get(alert.level)
