@@ -248,6 +248,7 @@ class CorridorRunner:
                 return
             while not stop.is_set():
                 self.observer.turned(len(self.positions))
+                self.subjects.refresh(self._stop)  # consent view fresh while idle too
                 if not self._keys_ready():
                     break
                 groups, empty = self.source.consume(batch.max_records, batch.max_wait_ms / 1000)

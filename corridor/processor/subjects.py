@@ -3,6 +3,8 @@
 A :class:`SubjectGate` is made by ``processor.wiring`` for a corridor one of whose datasets
 names its subject, and called by the runner at three points (``processor.runner``):
 
+- Each turn of the loop, :meth:`SubjectGate.refresh`: what arrived on both topics is
+  applied (no wait), so the view stays fresh while the corridor is idle.
 - Step 1, before each chunk, :meth:`SubjectGate.ready`: on the first call the ledger is
   rebuilt from the origin's ``<zone>.subjects`` (read to the end offsets seen at start,
   read_committed, by assignment) and the consent view starts from ``<zone>.consent``
@@ -86,6 +88,9 @@ class Feed(Protocol):
 class NoSubjects:
     """The gate of a corridor whose datasets name no subject: nothing to do."""
 
+    def refresh(self, stop: threading.Event) -> None:
+        pass
+
     def ready(self, stop: threading.Event) -> bool:
         return True
 
@@ -128,15 +133,27 @@ class SubjectGate:
         self._consent: Feed | None = None
         self._asked: tuple[int, Ends] | None = None  # (T, end offsets at T) not yet reached
         self._asked_at = float("-inf")
+        self._started = False
         self._state: dict[str, str] = {}
         self.ignored = 0  # consent records without a usable key
 
     # -- step 1 --------------------------------------------------------------------------
 
+    def refresh(self, stop: threading.Event) -> None:
+        """Each turn of the loop, records or not: started, and the ledger and consent
+        records that arrived applied (without waiting), so the view stays fresh while the
+        corridor is idle."""
+        if not self._started and not self._start(stop):
+            return
+        assert self._ledger is not None
+        self._apply_ledger(self._ledger.poll(0.0, 5000))
+        if self.view is not None:
+            self._refresh_consent()
+
     def ready(self, stop: threading.Event) -> bool:
         """Started, caught up with the others' ledger entries, the consent view fresh
         (waiting, paused, while it is not). False: *stop* was set first."""
-        if self._ledger is None and not self._start(stop):
+        if not self._started and not self._start(stop):
             return False
         self._follow_ledger(stop)
         while self.view is not None:
@@ -198,11 +215,13 @@ class SubjectGate:
 
     def _start(self, stop: threading.Event) -> bool:
         started = self.clock()
-        self._ledger = self._retrying(self._make_ledger, "open ledger", stop)
+        if self._ledger is None:
+            self._ledger = self._retrying(self._make_ledger, "open ledger", stop)
         if not self._catch_up(self._ledger, self._apply_ledger, stop):
             return False
-        if self._make_consent is not None:
+        if self._make_consent is not None and self._consent is None:
             self._consent = self._retrying(self._make_consent, "open consent", stop)
+        self._started = True
         year = calendar_year(self.wall_ms())
         self.log.info("subjects_ready", zone=self.plan.origin, year=year,
                       counts={f"{z}/{y}/{c.value}": n for (z, y, c), n in

@@ -216,9 +216,9 @@ def test_a_stale_consent_view_pauses_the_corridor_until_it_is_fresh(tmp_path: Pa
 
     stale = [f for e, f in log.events if e == "consent_view_stale"]
     assert len(stale) == 1 and stale[0]["bound_ms"] == 30_000
+    # Rebuilt at the first turn of the loop (before any record: no wait), then one pause.
     assert [n for n in log.names() if n.startswith("consent_view")] == [
-        "consent_view_rebuilding", "consent_view_fresh", "consent_view_stale",
-        "consent_view_fresh"]
+        "consent_view_fresh", "consent_view_stale", "consent_view_fresh"]
     # The first batch at once; the late one (arrived at ~50 s, stale since ~32 s) held until
     # the view was fresh again (64 s).
     commits = [c[1] for c in world.calls if c[0] == "commit"]
