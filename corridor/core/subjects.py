@@ -317,42 +317,53 @@ def admit(
     counted = [c for c in COUNTED if c in classes]
     if not counted:
         return Admission({}, (), ())
-    withheld: Reasons = {}
-    rows: dict[str, list[int]] = {}
-    for row, subject in enumerate(subjects):
-        if row in skip:
-            continue
-        if subject is None:
-            withheld[row] = SUBJECT_MISSING
-        else:
-            rows.setdefault(subject, []).append(row)
+    present: set[str | None] = set(subjects) if not skip else {
+        s for row, s in enumerate(subjects) if row not in skip}
+    named = {s for s in present if s is not None}
+    # The common case first, in C-speed lookups: a subject that already reached this
+    # destination in every counted class has nothing to decide and nothing to write.
+    undecided_set: set[str] = set()
+    for c in counted:
+        known = state._known.get((zone, year, c), {})
+        undecided_set.update(s for s in named if destination not in known.get(s, ()))
+    undecided = sorted(undecided_set)
     ceilings = {c: thresholds.ceiling(c) if thresholds is not None else None for c in counted}
     limited = thresholds is not None and thresholds.on_reach is OnReach.WITHHOLD_NEW_SUBJECTS
     spare = reserved if reserved is not None else LedgerState()
     before = {c: state.count(zone, year, c) + spare.count_beyond(state, zone, year, c)
               for c in counted}
     added = dict.fromkeys(counted, 0)
-    delta: list[LedgerEntry] = []
-    for subject in sorted(rows):
+    delta: dict[FieldClass, list[LedgerEntry]] = {c: [] for c in counted}  # each in order
+    refused: dict[str, str] = {}
+    for subject in undecided:
         reached = {c: state.reached(zone, year, c, subject) for c in counted}
         fresh = [c for c in counted
                  if not reached[c] and not spare.reached(zone, year, c, subject)]
         full = [c for c in fresh if limited and _at_ceiling(before[c] + added[c], ceilings[c])]
         if full:
-            reason = volume_reason(zone, year, full[0], ceilings[full[0]] or 0)
-            withheld.update(dict.fromkeys(rows[subject], reason))
+            refused[subject] = volume_reason(zone, year, full[0], ceilings[full[0]] or 0)
             continue
         for c in fresh:
             added[c] += 1
-        delta.extend(LedgerEntry(zone, year, c, destination, subject)
-                     for c in counted if destination not in reached[c])
+        for c in counted:
+            if destination not in reached[c]:
+                delta[c].append(LedgerEntry(zone, year, c, destination, subject))
+    withheld: Reasons = {}
+    if refused or None in present:
+        for row, name in enumerate(subjects):
+            if row in skip:
+                continue
+            if name is None:
+                withheld[row] = SUBJECT_MISSING
+            elif name in refused:
+                withheld[row] = refused[name]
     alerts = tuple(
         ThresholdAlert(zone, year, c, before[c] + added[c], ceiling, level(before[c] + added[c],
                                                                            ceiling))
         for c in counted
         if (ceiling := ceilings[c]) is not None
         and level(before[c], ceiling) != level(before[c] + added[c], ceiling))
-    return Admission(dict(sorted(withheld.items())), tuple(sorted(delta)), alerts)
+    return Admission(withheld, tuple(e for c in counted for e in delta[c]), alerts)
 
 
 def _at_ceiling(count: int, ceiling: int | None) -> bool:
