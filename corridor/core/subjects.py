@@ -86,6 +86,7 @@ VOLUME_THRESHOLD = "volume_threshold"
 LEDGER_VERSION = 1
 _SUBJECT_INFO = b"corridor subject id v1\0"
 _SEP = "|"
+_CLASSES = {c.value: c for c in COUNTED}
 Reasons = dict[int, str]
 Level = Literal["ok", "warning", "reached"]
 
@@ -170,13 +171,9 @@ class LedgerEntry:
 def fold_ledger(keys: Iterable[bytes | None]) -> tuple[LedgerState, int]:
     """The ledger folded from its records' keys, and how many records were not ledger
     entries (ignored)."""
-    entries, ignored = [], 0
-    for key in keys:
-        try:
-            entries.append(LedgerEntry.from_record_key(key or b""))
-        except ValueError:  # UnicodeDecodeError included
-            ignored += 1
-    return LedgerState(entries), ignored
+    state = LedgerState()
+    ignored = state.apply_keys(keys)
+    return state, ignored
 
 
 def ledger_record(entry: LedgerEntry, corridor: str) -> tuple[bytes, bytes]:
@@ -204,6 +201,28 @@ class LedgerState:
             subjects = self._known.setdefault((e.zone, e.year, e.field_class), {})
             reached = subjects.get(e.subject, frozenset()) | {e.destination}
             subjects[e.subject] = interned.setdefault(reached, reached)
+
+    def apply_keys(self, keys: Iterable[bytes | None]) -> int:
+        """:meth:`apply` of ledger record keys, parsed as :meth:`LedgerEntry.from_record_key`
+        does without building entries (a rebuild reads a million of them); returns how many
+        keys were not ledger entries (ignored)."""
+        ignored = 0
+        interned: dict[frozenset[str], frozenset[str]] = {}
+        for key in keys:
+            try:
+                parts = (key or b"").decode("utf-8").split(_SEP)
+            except UnicodeDecodeError:
+                parts = []
+            field_class = _CLASSES.get(parts[2]) if len(parts) == 5 else None
+            if field_class is None or not parts[1].isdigit() or "" in parts:
+                ignored += 1
+                continue
+            subjects = self._known.setdefault((parts[0], int(parts[1]), field_class), {})
+            before, destination = subjects.get(parts[4]), parts[3]
+            if before is None or destination not in before:
+                reached = before | {destination} if before else frozenset((destination,))
+                subjects[parts[4]] = interned.setdefault(reached, reached)
+        return ignored
 
     def count(self, zone: str, year: int, field_class: FieldClass) -> int:
         """Distinct subjects of *zone* counted in *year* for *field_class*."""

@@ -52,7 +52,6 @@ from corridor.core.pipeline import BatchResult
 from corridor.core.plan import CorridorPlan
 from corridor.core.policy.subjects import SubjectInputs
 from corridor.core.subjects import (
-    LedgerEntry,
     LedgerState,
     ThresholdAlert,
     calendar_year,
@@ -261,13 +260,8 @@ class SubjectGate:
         return False
 
     def _apply_ledger(self, records: list[Record]) -> None:
-        entries = []
-        for record in records:
-            try:
-                entries.append(LedgerEntry.from_record_key(record.key or b""))
-            except ValueError:
-                continue  # not a ledger entry: `subjects count` reports them
-        self.ledger.apply(entries)
+        # A record that is not a ledger entry is ignored (`subjects count` reports them).
+        self.ledger.apply_keys(r.key for r in records)
 
     def _apply_consent(self, records: list[Record]) -> None:
         assert self.view is not None

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from corridor.core import topics
 from corridor.core.acl import grants, principals
 from corridor.core.config import FieldClass, OnReach, Thresholds
@@ -62,3 +65,23 @@ def test_the_processor_reads_and_writes_the_ledger_and_only_the_consent_service_
               } | {("hk", "consent-hk", op, "hk.consent") for op in ("write", "describe")}
     assert ("consent-hk", "consent", "hk") in {(p.name, p.role, p.serves)
                                               for p in principals(config)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(
+    st.builds(lambda z, y, c, d, s: f"{z}|{y}|{c}|{d}|{s}".encode(),
+              st.sampled_from(["hk", "", "eu"]), st.sampled_from(["2025", "20x5", ""]),
+              st.sampled_from(["personal", "sensitive", "public", "x"]),
+              st.sampled_from(["eu", "asean", ""]), st.sampled_from(["a", "b", ""])),
+    st.binary(max_size=12), st.none()), max_size=20))
+def test_keys_are_folded_as_parsing_each_entry_would(keys: list[bytes | None]) -> None:
+    """The rebuild's fast path equals the per-entry parse, refusals included."""
+    entries, ignored = [], 0
+    for key in keys:
+        try:
+            entries.append(LedgerEntry.from_record_key(key or b""))
+        except ValueError:
+            ignored += 1
+    state = LedgerState()
+    assert state.apply_keys(keys) == ignored
+    assert state == LedgerState(entries)
