@@ -8,9 +8,9 @@ For each origin zone of the file's corridors with ``erasable`` fields (or ``--zo
    (``core.crypto.subject_keys``);
 2. where they went: every destination zone of those corridors is scanned, its
    ``_corridor.subject_keys`` read to its end for key records with the tag (this finds
-   the keys whether or not the volume ledger is wired); the ledger's destinations
-   (``_corridor.subjects.<origin>`` in each destination, when present) are reported beside,
-   and a destination the ledger names where no key was found is flagged;
+   the keys even for data that crossed before the ledger existed); the destinations the
+   origin's volume ledger (``<origin>.subjects``, in the origin zone) names are reported
+   beside, and a destination the ledger names where no key was found is flagged;
 3. unless ``--dry-run``: an erasure marker over every live key id (same record key, so
    compaction removes the wrapped key and only the marker, with no key material,
    remains), acknowledged; then one announcement per corridor on the destination's
@@ -167,31 +167,28 @@ def erase(raw: str, reason: str, zone: str | None, dry_run: bool, config_path: s
 
 
 def _plans(config: Config, raw: str, zone: str | None, say: Any) -> list[ErasurePlan]:
-    from corridor.commands.subjects import fold_ledger
     from corridor.core.subjects import subject_key
-    from corridor.kafka.io import read_to_end
+    from corridor.kafka.ledger import read_ledger
     from corridor.kafka.subject_keys_topic import read_subject_keys
     from corridor.processor.resolve import admin, endpoints_for, subject_secret
 
     corridors = erasable_corridors(config, zone)
-    where = endpoints_for(config, {c.destination for c in corridors})
+    where = endpoints_for(config, {c.destination for c in corridors}
+                          | {c.origin for c in corridors})
     books = {}
-    for dest in sorted(where):
+    for dest in sorted({c.destination for c in corridors}):
         say(f"reading {topics.SUBJECT_KEYS} in {dest}")
         books[dest] = read_subject_keys(where[dest], admin())
     plans = []
     for origin in sorted({c.origin for c in corridors}):
-        keys: list[bytes | None] = []
-        present = False
-        for dest in sorted({c.destination for c in corridors if c.origin == origin}):
-            try:
-                keys += [r.key for r in read_to_end(where[dest], admin(),
-                                                    topics.subject_ledger(origin))]
-                present = True
-            except KafkaUnavailable as exc:
-                if "does not exist" not in str(exc):
-                    raise
-        ledger = fold_ledger(keys)[0] if present else None
+        say(f"reading {topics.subject_ledger(origin)} in {origin}")
+        ledger: LedgerState | None
+        try:  # the origin's volume ledger: which destinations the subject reached
+            ledger, _ = read_ledger(where[origin], admin(), origin)
+        except KafkaUnavailable as exc:
+            if "does not exist" not in str(exc):
+                raise
+            ledger = None
         key = subject_key(origin, subject_secret(config, origin))
         plans.append(plan_erasure(config, raw, origin, key, books, ledger))
     return plans

@@ -2,16 +2,16 @@
 
 ``count``: per origin zone, calendar year and class (personal, sensitive), the distinct
 subjects whose data crossed, with the zone's ceiling and where the count stands (``ok``,
-``warning`` from 80%, ``reached``). An origin's ledger is the union of its share in each
-destination zone (``_corridor.subjects.<origin>``, written with the batches; see
-``corridor.core.subjects``), read to its end at read_committed: a batch whose transaction
-aborted counted no one. Exit status: 0; 2 when the file is invalid or a cluster does not
+``warning`` from 80%, ``reached``), and per destination zone reached. An origin's ledger
+is the topic ``<origin>.subjects`` in the origin zone (written by the processors with each
+batch's side output, before the batch commits; see ``corridor.core.subjects``), read to its
+end at read_committed. Exit status: 0; 2 when the file is invalid or a cluster does not
 answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +19,13 @@ import click
 
 from corridor.commands.options import config_option, emit_json, output_option
 from corridor.commands.options import table as new_table
-from corridor.core import topics
 from corridor.core.config import Config, Thresholds
-from corridor.core.subjects import LedgerEntry, LedgerState, level
+from corridor.core.subjects import LedgerState, level
 
 
 @click.group("subjects")
 def subjects() -> None:
     """Data subjects: the yearly ledger of distinct subjects per origin zone."""
-
-
-def fold_ledger(keys: Iterable[bytes | None]) -> tuple[LedgerState, int]:
-    """The ledger folded from its records' keys, and how many records were not ledger
-    entries (ignored)."""
-    entries, ignored = [], 0
-    for key in keys:
-        try:
-            entries.append(LedgerEntry.from_record_key(key or b""))
-        except ValueError:
-            ignored += 1
-    return LedgerState(entries), ignored
 
 
 def count_rows(state: LedgerState, thresholds: Mapping[str, Thresholds | None],
@@ -54,19 +41,16 @@ def count_rows(state: LedgerState, thresholds: Mapping[str, Thresholds | None],
         rows.append({"zone": z, "year": y, "class": field_class.value, "subjects": count,
                      "ceiling": ceiling,
                      "level": level(count, ceiling) if ceiling is not None else None,
-                     "on_reach": limits.on_reach.value if limits is not None else None})
+                     "on_reach": limits.on_reach.value if limits is not None else None,
+                     "destinations": state.by_destination(z, y, field_class)})
     return rows
 
 
-def _origins(config: Config, zone: str | None) -> dict[str, set[str]]:
-    """Origin zone -> its destinations, for corridors carrying a dataset with a subject."""
-    out: dict[str, set[str]] = {}
-    for corridor in config.corridors.values():
-        if zone is not None and corridor.origin != zone:
-            continue
-        if any(config.datasets[d].subject is not None for d in corridor.datasets):
-            out.setdefault(corridor.origin, set()).add(corridor.destination)
-    return out
+def _origins(config: Config, zone: str | None) -> list[str]:
+    """Origin zones of the corridors carrying a dataset with a subject (only *zone*)."""
+    return sorted({c.origin for c in config.corridors.values()
+                   if (zone is None or c.origin == zone)
+                   and any(config.datasets[d].subject is not None for d in c.datasets)})
 
 
 @subjects.command("count")
@@ -78,7 +62,7 @@ def count(zone: str | None, year: int | None, config_path: str, output: str) -> 
     """Distinct data subjects whose personal or sensitive data crossed, per origin zone and
     year, against the zone's thresholds."""
     from corridor.core.config import load_config
-    from corridor.kafka.io import read_to_end
+    from corridor.kafka.ledger import read_ledger
     from corridor.processor.resolve import admin, endpoints_for
 
     config = load_config(Path(config_path))
@@ -86,23 +70,23 @@ def count(zone: str | None, year: int | None, config_path: str, output: str) -> 
         raise click.BadParameter(f"unknown zone {zone!r}; known: {', '.join(config.zones)}",
                                  param_hint="--zone")
     origins = _origins(config, zone)
-    where = endpoints_for(config, {d for ds in origins.values() for d in ds})
-    keys: list[bytes | None] = []
-    for origin, destinations in sorted(origins.items()):
-        for destination in sorted(destinations):
-            keys.extend(r.key for r in read_to_end(where[destination], admin(),
-                                                   topics.subject_ledger(origin)))
-    state, ignored = fold_ledger(keys)
+    where = endpoints_for(config, origins)
+    state, ignored = LedgerState(), 0
+    for origin in origins:
+        folded, skipped = read_ledger(where[origin], admin(), origin)
+        state.apply(folded.entries())
+        ignored += skipped
     rows = count_rows(state, {z: c.thresholds for z, c in config.zones.items()}, zone, year)
     if output == "json":
         emit_json({"ledger": rows, "ignored_records": ignored})
         return
     shown = new_table("data subjects per origin zone and year")
-    for column in ("zone", "year", "class", "subjects", "ceiling", "level"):
+    columns = ("zone", "year", "class", "subjects", "ceiling", "level")
+    for column in (*columns, "destinations"):
         shown.add_column(column)
     for row in rows:
-        shown.add_row(*("-" if row[c] is None else str(row[c])
-                        for c in ("zone", "year", "class", "subjects", "ceiling", "level")))
+        reached = ", ".join(f"{d}={n}" for d, n in row["destinations"].items())
+        shown.add_row(*("-" if row[c] is None else str(row[c]) for c in columns), reached)
     from rich.console import Console
 
     Console().print(shown)

@@ -31,6 +31,14 @@ One SCRAM principal per role (docs/DESIGN.md section 11):
   destination: the copies of the origins' checkpoints (``_corridor.checkpoints.*``) and
   the schema catalog ``_corridor.schemas``. No group: it reads by assignment and
   commits nothing. Never a data, withheld, quarantine or offsets topic; never a write.
+- ``consent-<zone>``: the consent service of an origin zone whose corridors declare
+  ``purposes:``. Writes only ``<zone>.consent`` (subject -> purposes; the corridors' processors
+  read it). A principal of its own rather than the parks': a park writes its dataset and
+  nothing else, and the consent service is the one party that may change a consent.
+
+Data subjects: a corridor whose datasets name their subject also reads and writes its origin
+zone's volume ledger ``<zone>.subjects``, and one with ``purposes:`` reads ``<zone>.consent``,
+both by assignment (no group, no commit).
 
 Each ``ZoneGrant`` names the zone whose cluster holds the resource. READ and
 WRITE imply DESCRIBE in Kafka; DESCRIBE is still granted explicitly so that
@@ -49,6 +57,7 @@ from corridor.core import topics
 from corridor.core.config import Config, Corridor
 
 PARK, CORRIDOR, ANALYTICS, AUDITOR = "park", "corridor", "analytics", "auditor"
+CONSENT = "consent"
 OFFSET_READER_GROUPS = "corridor-offset-reader-"
 SDK_READER_GROUPS = "corridor-reader-"
 # The operator's commands to running processors (corridor/kafka/keys_topic.py): read by
@@ -112,6 +121,10 @@ def auditor_principal(zone: str) -> str:
     return f"auditor-{zone}"
 
 
+def consent_principal(zone: str) -> str:
+    return f"consent-{zone}"
+
+
 def transactional_prefix(corridor: str) -> str:
     """Every transactional id of corridor ``corridor`` starts with this (see processor)."""
     return f"corridor.{corridor}."
@@ -135,7 +148,10 @@ def principals(config: Config) -> list[PrincipalSpec]:
         for zone in (c.origin, c.destination):
             found[auditor_principal(zone)] = PrincipalSpec(auditor_principal(zone), AUDITOR,
                                                            zone)
-    order = {PARK: 0, CORRIDOR: 1, ANALYTICS: 2, AUDITOR: 3}
+        if c.purposes:
+            found[consent_principal(c.origin)] = PrincipalSpec(consent_principal(c.origin),
+                                                               CONSENT, c.origin)
+    order = {PARK: 0, CORRIDOR: 1, ANALYTICS: 2, AUDITOR: 3, CONSENT: 4}
     return sorted(found.values(), key=lambda p: (order[p.role], p.name))
 
 
@@ -147,6 +163,8 @@ def grants(config: Config) -> list[ZoneGrant]:
         out |= _corridor_grants(c)
         out |= _analytics_grants(c)
         out |= _auditor_grants(c)
+        out |= _subject_grants(c, any(config.datasets[d].subject is not None
+                                      for d in c.datasets))
     return sorted(out)
 
 
@@ -228,6 +246,20 @@ def _auditor_grants(c: Corridor) -> set[ZoneGrant]:
     out |= {ZoneGrant(dest, who, op, "topic", f"{topics.CHECKPOINT_COPIES}.", prefixed=True)
             for op in ("read", "describe")}
     out |= _topic(dest, who, topics.SCHEMAS, "read", "describe")
+    return out
+
+
+def _subject_grants(c: Corridor, counts: bool) -> set[ZoneGrant]:
+    """The origin's ledger for a corridor whose datasets name their subject (*counts*); its
+    consent topic for one with purposes, and the zone's consent service writing it."""
+    out: set[ZoneGrant] = set()
+    who, origin = corridor_principal(c.name), c.origin
+    if counts:
+        out |= _topic(origin, who, topics.subject_ledger(origin), "read", "write", "describe")
+    if c.purposes:
+        out |= _topic(origin, who, topics.consent(origin), "read", "describe")
+        out |= _topic(origin, consent_principal(origin), topics.consent(origin), "write",
+                      "describe")
     return out
 
 

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -81,9 +81,17 @@ class Consent:
     """A subject's consent state: purpose -> PurposeConsent."""
 
     purposes: Mapping[str, PurposeConsent]
+    # The purposes granted now, computed once: the check runs once per row of a batch.
+    granted: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "granted",
+                           frozenset(p for p, c in self.purposes.items() if c.granted))
 
     def reason(self, purposes: Sequence[str]) -> str | None:
         """Why these purposes are not all consented (the first one's reason), or None."""
+        if self.granted.issuperset(purposes):
+            return None
         for purpose in purposes:
             state = self.purposes.get(purpose)
             if state is not None and state.granted:

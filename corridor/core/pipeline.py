@@ -9,6 +9,8 @@ a withheld one's side record is empty bytes); a value that does not decode, or f
 dataset ``validate`` rule, is quarantined (``decode: <reason>`` /
 ``validate: <rule>``); then a record the corridor's rule withholds, or whose kind
 the corridor does not admit, is withheld (reasons: ``corridor.core.policy.withhold``);
+then, for a dataset naming its subject, consent and the volume ledger withhold
+(``corridor.core.policy.subjects``: the ledger delta is in ``BatchResult.ledger``);
 the rest is transformed, tagged and encoded. Once the corridor's transfer instrument has
 expired (``now_ms`` at or after ``CorridorPlan.instrument_expiry_ms``) every record that
 decodes and validates is withheld as ``instrument_expired: <id>``.
@@ -70,10 +72,12 @@ from corridor.core.policy import (
 )
 from corridor.core.policy.erasable import ErasableSealing, column_fns, subject_missing
 from corridor.core.policy.key import allowed_headers, key_column, outgoing_keys
+from corridor.core.policy.subjects import SubjectInputs, decide_subjects
 from corridor.core.policy.tombstone import is_tombstone, tombstone_headers, tombstone_reason
 from corridor.core.policy.transform import ColumnFn
 from corridor.core.policy.withhold import expired_reasons
 from corridor.core.schema import AvroSchema
+from corridor.core.subjects import LedgerEntry, ThresholdAlert
 from corridor.core.wire import (
     HEADERS_COLUMN,
     KEY_COLUMN,
@@ -149,6 +153,9 @@ class BatchResult:
     egress_schemas_used: tuple[AvroSchema, ...]
     processed_at_ms: int
     inputs: int = field(default=0)
+    # Data subjects: the ledger entries to write with the batch, and threshold alerts.
+    ledger: tuple[LedgerEntry, ...] = ()
+    alerts: tuple[ThresholdAlert, ...] = ()
 
     def counts(self) -> dict[str, int]:
         """Records by outcome (an arrow Delivery counts its rows)."""
@@ -176,6 +183,7 @@ def process(
     messages: Sequence[RawMessage], plan: CorridorPlan, dataset_plan: DatasetPlan, now_ms: int,
     *, writer_schemas: Mapping[int, AvroSchema] | None = None,
     erasable: ErasableSealing | None = None,
+    subjects: SubjectInputs | None = None,
 ) -> BatchResult:
     """Run one batch of *dataset_plan*'s source topic through the corridor (module docstring).
 
@@ -185,7 +193,9 @@ def process(
     of the batch the registry knows (``dialects.confluent_ids``): an id missing from it
     is quarantined as ``decode: unknown schema id N``. None (the default): single-object
     Avro and Arrow IPC only, as before. ``erasable``: the per-subject keys of the dataset's
-    erasable fields (``corridor.core.policy.erasable``; required when it has any)."""
+    erasable fields (``corridor.core.policy.erasable``; required when it has any).
+    ``subjects``: the processor's key, ledger and consent view, required when the dataset
+    names its subject (``policy.subjects``)."""
     dp = dataset_plan
     # An Arrow IPC message holds many records and may be up to the topic's limit.
     oversized = {i: _oversized(len(m.value)) for i, m in enumerate(messages)
@@ -222,6 +232,10 @@ def process(
         if keep[row]:
             side_w[rows[row]] = reason
             keep[row] = False
+    decided = decide_subjects(batch, keep, plan, dp, now_ms, subjects)
+    for row, reason in decided.withheld.items():
+        side_w[rows[row]] = reason
+        keep[row] = False
     passed = batch.filter(pa.array(keep)) if not keep.all() else batch
     positions = [r for r, k in zip(rows, keep.tolist(), strict=False) if k]
     if plan.format is WireFormat.ARROW:
@@ -238,6 +252,8 @@ def process(
         egress_schemas_used=(dp.egress,) if delivered else (),
         processed_at_ms=now_ms,
         inputs=len(units),
+        ledger=decided.delta,
+        alerts=decided.alerts,
     )
 
 

@@ -32,13 +32,27 @@ the state). It is a function of the state and of the *set* of subjects in the ba
 - a class crossing 80% of its ceiling, or reaching it, gives a :class:`ThresholdAlert` (once:
   on the batch where the level changes).
 
-Exactly once: the processor writes the delta (:func:`ledger_record`) to the compacted
-``ledger`` topic in the same transaction as the batch, and applies it to its state only
-after the commit; on start it rebuilds the state from the topic (read_committed). A batch
-that was aborted counted no one; a replayed batch rewrites the same keys (the key is the
-whole entry), and :meth:`LedgerState.apply` of entries already there changes nothing.
-The ceiling is exact when one writer admits for the zone's ledger at a time (the state
-must hold every committed delta of every corridor out of the zone before the next admit).
+**Where and when** (``corridor.processor.subjects``): the ledger lives in the ORIGIN zone
+(topic ``topics.subject_ledger(origin)``, compacted): the subject id never leaves the origin.
+The processor writes a batch's delta (:func:`ledger_record`) with the batch's side output
+(runner step 2, acknowledged before the destination commit of step 3) and applies it to its
+state right after that acknowledgement; on start it rebuilds the state from the topic
+(read_committed), and it follows the topic while it runs (entries of other processors).
+So a subject is counted no later than the batch that crosses it commits. After a crash
+between steps 2 and 3 the replay processes the same records; the subject, now known,
+crosses, and its key is rewritten (the key is the whole entry; :meth:`LedgerState.apply` of
+entries already there changes nothing): the count is the distinct subjects that crossed.
+The only over-count is a subject whose retry is then withheld for another reason in between
+(consent withdrawn, instrument expired): over, never under, the safe side of a ceiling.
+
+The ceiling is exact with one admitting processor per origin zone. Within one processor a
+round prepares several chunks before step 2: each chunk is admitted against the state plus
+the deltas already prepared (*reserved*), so the round cannot pass the ceiling either.
+Several processors admitting for one zone (instances of a corridor, corridors out of the
+zone) each see the others' entries only once written and read back; each re-reads the
+ledger to its end before admitting once a class is at 80% of its ceiling, so each admits at
+most one round of new subjects (its own in-flight chunks) beyond what the others
+counted: the overshoot is at most (processors - 1) x (new subjects in one round).
 Ledger records are never tombstones: only the processor's principal may write the topic.
 """
 
@@ -72,6 +86,7 @@ VOLUME_THRESHOLD = "volume_threshold"
 LEDGER_VERSION = 1
 _SUBJECT_INFO = b"corridor subject id v1\0"
 _SEP = "|"
+_CLASSES = {c.value: c for c in COUNTED}
 Reasons = dict[int, str]
 Level = Literal["ok", "warning", "reached"]
 
@@ -153,6 +168,14 @@ class LedgerEntry:
         return cls(parts[0], int(parts[1]), field_class, parts[3], parts[4])
 
 
+def fold_ledger(keys: Iterable[bytes | None]) -> tuple[LedgerState, int]:
+    """The ledger folded from its records' keys, and how many records were not ledger
+    entries (ignored)."""
+    state = LedgerState()
+    ignored = state.apply_keys(keys)
+    return state, ignored
+
+
 def ledger_record(entry: LedgerEntry, corridor: str) -> tuple[bytes, bytes]:
     """The compacted ledger topic's record of *entry* (key, value): the value names the
     corridor that first carried it there (deterministic: a replay writes the same bytes)."""
@@ -179,6 +202,28 @@ class LedgerState:
             reached = subjects.get(e.subject, frozenset()) | {e.destination}
             subjects[e.subject] = interned.setdefault(reached, reached)
 
+    def apply_keys(self, keys: Iterable[bytes | None]) -> int:
+        """:meth:`apply` of ledger record keys, parsed as :meth:`LedgerEntry.from_record_key`
+        does without building entries (a rebuild reads a million of them); returns how many
+        keys were not ledger entries (ignored)."""
+        ignored = 0
+        interned: dict[frozenset[str], frozenset[str]] = {}
+        for key in keys:
+            try:
+                parts = (key or b"").decode("utf-8").split(_SEP)
+            except UnicodeDecodeError:
+                parts = []
+            field_class = _CLASSES.get(parts[2]) if len(parts) == 5 else None
+            if field_class is None or not parts[1].isdigit() or "" in parts:
+                ignored += 1
+                continue
+            subjects = self._known.setdefault((parts[0], int(parts[1]), field_class), {})
+            before, destination = subjects.get(parts[4]), parts[3]
+            if before is None or destination not in before:
+                reached = before | {destination} if before else frozenset((destination,))
+                subjects[parts[4]] = interned.setdefault(reached, reached)
+        return ignored
+
     def count(self, zone: str, year: int, field_class: FieldClass) -> int:
         """Distinct subjects of *zone* counted in *year* for *field_class*."""
         return len(self._known.get((zone, year, field_class), {}))
@@ -189,6 +234,14 @@ class LedgerState:
         """Destinations *subject* reached in that zone, year and class (empty: not counted)."""
         return self._known.get((zone, year, field_class), {}).get(subject, frozenset())
 
+    def by_destination(self, zone: str, year: int, field_class: FieldClass) -> dict[str, int]:
+        """Distinct subjects of that zone, year and class per destination zone reached."""
+        out: dict[str, int] = {}
+        for reached in self._known.get((zone, year, field_class), {}).values():
+            for destination in reached:
+                out[destination] = out.get(destination, 0) + 1
+        return dict(sorted(out.items()))
+
     def destinations_of(self, zone: str, subject: str) -> frozenset[str]:
         """Every destination zone *subject* of *zone* reached, any year and class (erasure)."""
         out: set[str] = set()
@@ -196,6 +249,17 @@ class LedgerState:
             if z == zone:
                 out |= subjects.get(subject, frozenset())
         return frozenset(out)
+
+    def count_beyond(self, other: LedgerState, zone: str, year: int,
+                     field_class: FieldClass) -> int:
+        """Subjects counted here and not in *other* (zone, year, class): a reservation's
+        share of the ceiling."""
+        known = other._known.get((zone, year, field_class), {})
+        return sum(1 for s in self._known.get((zone, year, field_class), {}) if s not in known)
+
+    def clear(self) -> None:
+        """Forget every entry (a reservation written or given up)."""
+        self._known.clear()
 
     def counts(self) -> dict[tuple[str, int, FieldClass], int]:
         """Every (zone, year, class) with its count."""
@@ -260,46 +324,65 @@ def admit(
     classes: Collection[FieldClass],
     thresholds: Thresholds | None,
     skip: Collection[int] = (),
+    reserved: LedgerState | None = None,
 ) -> Admission:
     """Decide one batch: see the module docstring. ``subjects[row]`` is the row's subject id;
     rows in *skip* (already withheld or quarantined) are neither decided nor counted.
-    *classes*: :func:`crossing_classes` of the batch's dataset (none: nothing is counted)."""
+    *classes*: :func:`crossing_classes` of the batch's dataset (none: nothing is counted).
+    *reserved*: entries admitted by chunks not yet written (the same round): they count
+    toward the ceiling and their subjects cross, but the delta still holds every entry not
+    in *state* (written twice, one key), so a reservation that is never written loses
+    nothing."""
     counted = [c for c in COUNTED if c in classes]
     if not counted:
         return Admission({}, (), ())
-    withheld: Reasons = {}
-    rows: dict[str, list[int]] = {}
-    for row, subject in enumerate(subjects):
-        if row in skip:
-            continue
-        if subject is None:
-            withheld[row] = SUBJECT_MISSING
-        else:
-            rows.setdefault(subject, []).append(row)
+    present: set[str | None] = set(subjects) if not skip else {
+        s for row, s in enumerate(subjects) if row not in skip}
+    named = {s for s in present if s is not None}
+    # The common case first, in C-speed lookups: a subject that already reached this
+    # destination in every counted class has nothing to decide and nothing to write.
+    undecided_set: set[str] = set()
+    for c in counted:
+        known = state._known.get((zone, year, c), {})
+        undecided_set.update(s for s in named if destination not in known.get(s, ()))
+    undecided = sorted(undecided_set)
     ceilings = {c: thresholds.ceiling(c) if thresholds is not None else None for c in counted}
     limited = thresholds is not None and thresholds.on_reach is OnReach.WITHHOLD_NEW_SUBJECTS
-    before = {c: state.count(zone, year, c) for c in counted}
+    spare = reserved if reserved is not None else LedgerState()
+    before = {c: state.count(zone, year, c) + spare.count_beyond(state, zone, year, c)
+              for c in counted}
     added = dict.fromkeys(counted, 0)
-    delta: list[LedgerEntry] = []
-    for subject in sorted(rows):
+    delta: dict[FieldClass, list[LedgerEntry]] = {c: [] for c in counted}  # each in order
+    refused: dict[str, str] = {}
+    for subject in undecided:
         reached = {c: state.reached(zone, year, c, subject) for c in counted}
-        fresh = [c for c in counted if not reached[c]]
+        fresh = [c for c in counted
+                 if not reached[c] and not spare.reached(zone, year, c, subject)]
         full = [c for c in fresh if limited and _at_ceiling(before[c] + added[c], ceilings[c])]
         if full:
-            reason = volume_reason(zone, year, full[0], ceilings[full[0]] or 0)
-            withheld.update(dict.fromkeys(rows[subject], reason))
+            refused[subject] = volume_reason(zone, year, full[0], ceilings[full[0]] or 0)
             continue
         for c in fresh:
             added[c] += 1
-        delta.extend(LedgerEntry(zone, year, c, destination, subject)
-                     for c in counted if destination not in reached[c])
+        for c in counted:
+            if destination not in reached[c]:
+                delta[c].append(LedgerEntry(zone, year, c, destination, subject))
+    withheld: Reasons = {}
+    if refused or None in present:
+        for row, name in enumerate(subjects):
+            if row in skip:
+                continue
+            if name is None:
+                withheld[row] = SUBJECT_MISSING
+            elif name in refused:
+                withheld[row] = refused[name]
     alerts = tuple(
         ThresholdAlert(zone, year, c, before[c] + added[c], ceiling, level(before[c] + added[c],
                                                                            ceiling))
         for c in counted
         if (ceiling := ceilings[c]) is not None
         and level(before[c], ceiling) != level(before[c] + added[c], ceiling))
-    return Admission(dict(sorted(withheld.items())), tuple(sorted(delta)), alerts)
+    return Admission(withheld, tuple(e for c in counted for e in delta[c]), alerts)
 
 
 def _at_ceiling(count: int, ceiling: int | None) -> bool:

@@ -71,9 +71,9 @@ SUBJECT_KEYS = "_corridor.subject_keys"  # per destination, compacted: per-subje
 
 
 def subject_ledger(origin: str) -> str:
-    """A destination zone's share of ``origin``'s volume ledger (compacted): each batch's ledger
-    delta is written in the destination's transaction; the count is the union over them."""
-    return f"_corridor.subjects.{origin}"
+    """``origin``'s volume ledger (compacted, in the origin zone: subject ids never leave it),
+    written by its corridors' processors with each batch's side output."""
+    return f"{origin}.subjects"
 
 
 def consent(zone: str) -> str:
@@ -156,4 +156,8 @@ def topic_plan(config: Config, partitions: int = 6) -> list[TopicPlan]:
         add(c.destination, CONTROL, 1, CONTROL_CONFIG)
         if any(c.erasable.values()):
             add(c.destination, SUBJECT_KEYS, 1, COMPACTED)
+        if any(config.datasets[d].subject is not None for d in c.datasets):
+            add(c.origin, subject_ledger(c.origin), partitions, COMPACTED)
+        if c.purposes:
+            add(c.origin, consent(c.origin), partitions, COMPACTED)
     return sorted(plans.values(), key=lambda p: (p.zone, p.name))

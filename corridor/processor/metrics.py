@@ -20,6 +20,10 @@ latency, byte rate per topic-partition):
 | corridor_seconds_since_last_commit | gauge | corridor (computed at scrape time) |
 | corridor_info | gauge (1) | corridor, policy, origin, destination |
 | corridor_instrument_expiry_seconds | gauge | corridor, instrument: seconds to its expiry |
+| corridor_subjects | gauge | zone, year, class: distinct subjects in the origin's ledger |
+| corridor_subjects_ceiling | gauge | zone, class: the zone's ``thresholds`` ceiling |
+| corridor_subject_threshold_alerts_total | counter | zone, class, level (warning: 80%, reached) |
+| corridor_consent_staleness_seconds | gauge | corridor: age of the consent view (-1: never caught up) |
 
 The instrument gauge is computed at scrape time; it turns negative once the instrument has
 expired (every record is then withheld as ``instrument_expired``). ``reason`` is bounded:
@@ -118,6 +122,7 @@ class Health:
     partitions: int = 0
     key_ready: bool = True
     kms_up: bool = True
+    consent_fresh: bool = True
 
     def turned(self) -> None:
         self.last_turn = self.clock()
@@ -136,6 +141,8 @@ class Health:
             problems.append("data key not published")
         if not self.kms_up:
             problems.append("KMS unreachable")
+        if not self.consent_fresh:
+            problems.append("consent view stale: corridor paused")
         return (not problems, "; ".join(problems) or f"{self.partitions} partitions assigned")
 
 
@@ -182,6 +189,18 @@ class CorridorMetrics:
             "corridor_instrument_expiry_seconds",
             "Seconds until the corridor's transfer instrument expires (negative: expired, "
             "every record is withheld).", ["corridor", "instrument"], registry=r)
+        self.subjects = Gauge("corridor_subjects",
+                              "Distinct data subjects in the origin zone's ledger.",
+                              ["zone", "year", "class"], registry=r)
+        self.subject_ceiling = Gauge("corridor_subjects_ceiling",
+                                     "The origin zone's yearly ceiling of distinct subjects.",
+                                     ["zone", "class"], registry=r)
+        self.subject_alerts = PromCounter("corridor_subject_threshold_alerts",
+                                          "Ledger classes crossing 80% of a ceiling or reaching "
+                                          "it.", ["zone", "class", "level"], registry=r)
+        self.consent_staleness = Gauge("corridor_consent_staleness_seconds",
+                                       "Age of the consent view (-1: never caught up).",
+                                       ["corridor"], registry=r)
         self.latency = _Latency()
         r.register(self.latency)
         self._commits: dict[str, float] = {}
@@ -331,9 +350,29 @@ class RunObserver:
         if self.metrics is not None:
             self.metrics.key_epoch(self.corridor, epoch)
 
+    def subjects(self, zone: str, year: int, field_class: str, count: int,
+                 ceiling: int | None) -> None:
+        """The ledger's count of one zone, year and class (and the zone's ceiling)."""
+        if self.metrics is not None:
+            self.metrics.subjects.labels(zone, str(year), field_class).set(count)
+            if ceiling is not None:
+                self.metrics.subject_ceiling.labels(zone, field_class).set(ceiling)
+
+    def subject_alert(self, zone: str, field_class: str, level: str) -> None:
+        if self.metrics is not None:
+            self.metrics.subject_alerts.labels(zone, field_class, level).inc()
+
+    def consent_staleness(self, staleness_ms: int | None) -> None:
+        if self.metrics is not None:
+            seconds = -1.0 if staleness_ms is None else staleness_ms / 1000
+            self.metrics.consent_staleness.labels(self.corridor).set(seconds)
+
     def event(self, name: str, fields: dict[str, Any]) -> None:
-        """The runner's state changes (``_notify``): KMS and registry reachability."""
-        if name in ("kms_unavailable", "kms_available"):
+        """The runner's state changes (``_notify``): KMS and registry reachability, and the
+        consent view's pause."""
+        if name in ("consent_view_stale", "consent_view_rebuilding", "consent_view_fresh"):
+            self.health.consent_fresh = name == "consent_view_fresh"
+        elif name in ("kms_unavailable", "kms_available"):
             up = name == "kms_available"
             self.health.kms_up = up
             if self.metrics is not None:

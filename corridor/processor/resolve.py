@@ -6,10 +6,10 @@ are there, and where its keys live. Every command, the processor and the SDK use
   the file (a zone missing there is an error, never a silent fallback to the file).
 - Credentials: the file named by ``CORRIDOR_CREDENTIALS``, else the local zones'
   ``.zones/credentials.json`` (made at first start, 0600).
-- Key providers, pseudonym secrets and the audit signing key: the zone's ``keys:`` entry
-  (Vault token from the environment variable it names, never the file); the signing key
-  and pseudonym secrets are 0600 files in the zone's keys folder (``.keys`` beside the
-  corridor file for a Vault zone).
+- Key providers, pseudonym secrets, the subject secret and the audit signing key: the
+  zone's ``keys:`` entry (Vault token from the environment variable it names, never the
+  file); the signing key and the secrets are 0600 files in the zone's keys folder
+  (``.keys`` beside the corridor file for a Vault zone).
 - Schema registries: the zone's ``schema_registry:`` entry (user and password from the
   environment variables it names, never the file).
 - Who a reading command acts as in a zone (``acting_principal``), and the public keys
@@ -144,17 +144,16 @@ def _keys_dir(config: Config, keys: KeysConfig) -> Path:
 def pseudonym_secret(config: Config, corridor_name: str) -> SecretBytes:
     """The corridor's HMAC secret: a 0600 file beside the origin zone's keys, made once."""
     corridor = config.corridors[corridor_name]
-    return _secret_file(config, corridor.origin, corridor.pseudonym_key)
+    return _secret_file(config, corridor.origin, corridor.pseudonym_key, "pseudonym secret")
 
 
 def subject_secret(config: Config, zone: str) -> SecretBytes:
-    """The origin zone's subject secret (``core.subjects.subject_secret_name``): a 0600 file
-    beside the zone's pseudonym secrets, made once. Every processor and command of the zone
-    must see the same file (subject ids and subject key ids derive from it)."""
-    return _secret_file(config, zone, subject_secret_name(zone))
+    """The origin zone's subject secret (``corridor.core.subjects``): a 0600 file beside its
+    pseudonym secrets, made once, shared by every corridor out of the zone."""
+    return _secret_file(config, zone, subject_secret_name(zone), "subject secret")
 
 
-def _secret_file(config: Config, zone: str, name: str) -> SecretBytes:
+def _secret_file(config: Config, zone: str, name: str, what: str) -> SecretBytes:
     folder = _keys_dir(config, config.zones[zone].keys) / "pseudonym"
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(folder, 0o700)
@@ -167,7 +166,5 @@ def _secret_file(config: Config, zone: str, name: str) -> SecretBytes:
         pass
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        raise CryptoError(f"{path}: secret has mode {mode:04o}; chmod 600 it")
+        raise CryptoError(f"{path}: {what} has mode {mode:04o}; chmod 600 it")
     return SecretBytes(path.read_bytes())
-
-

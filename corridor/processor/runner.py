@@ -13,13 +13,16 @@ correctness argument; each source partition has its own transaction):
           withhold, transform, tag, encode; erasable fields ask ``processor.subject_keys``
           once for the chunk's subject keys (found, unwrapped, or drawn and wrapped; it
           waits while the key provider does not answer). Nothing has left the process yet.
-          Then the chunk's audit events are drafted from its chain's head
-          (``processor.audit``): nothing of them is visible yet.
+          A corridor whose datasets name their subject waits first for a fresh consent view
+          and decides with its ledger and consent view (``processor.subjects``: paused,
+          nothing crosses, while the view is stale). Then the chunk's audit events are
+          drafted from its chain's head (``processor.audit``): nothing of them is visible yet.
   Step 2. Write the withheld and quarantined records of every partition of the round,
-          and the audit events (and signed checkpoints) of the chunks committed
-          before, to the origin and wait until every one is acknowledged. Side records
-          are keyed by lineage on compacted topics, so a replay rewrites the same keys;
-          an audit event written twice is a byte-identical replay.
+          the round's ledger entries (keyed by entry; counted once acknowledged), and the
+          audit events (and signed checkpoints) of the chunks committed before, to the
+          origin and wait until every one is acknowledged. Side records are keyed by
+          lineage on compacted topics, so a replay rewrites the same keys; an audit event
+          written twice is a byte-identical replay.
   Step 3. Per partition, one destination transaction: egress schemas and
           wrapped data keys (and that partition's subject keys) not yet published, the
           output records, the destination's copy of a checkpoint when one is due, and the
@@ -89,6 +92,7 @@ from corridor.processor.rebalance import Assignment, MakeSink, Topology
 from corridor.processor.stats import Stats
 from corridor.processor.subject_keys import Notify, SubjectKeyKeeper
 from corridor.processor.subject_keys import Stopped as SubjectKeysStopped
+from corridor.processor.subjects import NoSubjects, SubjectGate
 from corridor.registry import SchemaRegistry
 from corridor.registry.waiting import Stopped, until_available
 from corridor.zones.credentials import Principal
@@ -148,7 +152,8 @@ class CorridorRunner:
     signing key (None: checkpoints are not signed); ``audit``: the file's ``audit:`` settings.
     ``subject_keys`` makes the keeper of the per-subject keys of erasable fields
     (``processor.subject_keys``; needed when the corridor has any) from the runner's notify
-    and log.
+    and log. ``subjects``: the corridor's ledger and consent view (None: its datasets name
+    no subject).
     """
 
     def __init__(self, config: Config, plan: CorridorPlan, endpoints: dict[str, Endpoint],
@@ -164,9 +169,10 @@ class CorridorRunner:
                  egress_registry: SchemaRegistry | None = None,
                  signer: Ed25519PrivateKey | None = None,
                  audit: AuditSettings | None = None,
-                 subject_keys: Callable[[Notify, Log], SubjectKeyKeeper] | None = None
-                 ) -> None:
+                 subject_keys: Callable[[Notify, Log], SubjectKeyKeeper] | None = None,
+                 subjects: SubjectGate | None = None) -> None:
         self.plan = plan
+        self.subjects = subjects or NoSubjects()
         self.registry, self.egress_registry = registry, egress_registry
         if plan.confluent and egress_registry is None:
             raise CorridorError(f"corridor {plan.name}: wire: confluent needs a schema "
@@ -273,6 +279,7 @@ class CorridorRunner:
             while not stop.is_set():
                 self.observer.turned(len(self.positions))
                 self.instrument.check(self.wall_ms())
+                self.subjects.refresh(self._stop)  # consent view fresh while idle too
                 if not self._keys_ready():
                     break
                 groups, empty = self.source.consume(batch.max_records, batch.max_wait_ms / 1000)
@@ -316,8 +323,12 @@ class CorridorRunner:
                     return  # stopping while a registry did not answer: as above
                 prepared.append(ready)
             # Step 2: side output to the origin, acknowledged before any destination commit:
-            # the audit records of the chunks committed before, then this round's.
-            self.side.write(self.audit.take() + [m for p in prepared for m in p.side])
+            # the audit records of the chunks committed before, then this round's side
+            # records and ledger entries.
+            results = [p.result for p in prepared]
+            self.side.write(self.audit.take() + [m for p in prepared for m in p.side]
+                            + self.subjects.records(results))
+            self.subjects.acknowledged(results)
             # Step 3: the destination transactions.
             errors = self._commit_all(prepared)
             for p, error in zip(prepared, errors, strict=True):
@@ -380,16 +391,18 @@ class CorridorRunner:
         topic, partition = tp
         dataset_plan = self.plan.dataset_for_topic(topic)
         writers = self._writer_schemas(raws)
-        if writers is None:
+        if writers is None or not self.subjects.ready(self._stop):
             return None
         now_ms = self.wall_ms()
         subject_keys = self.subject_keys
         try:
             result = pipeline.process(raws, self.plan, dataset_plan, now_ms,
                                       writer_schemas=writers,
-                                      erasable=subject_keys.sealing if subject_keys else None)
+                                      erasable=subject_keys.sealing if subject_keys else None,
+                                      subjects=self.subjects.inputs())
         except SubjectKeysStopped:
             return None  # stopping while the key provider did not answer
+        self.subjects.reserve(result)
         if self.keys is not None:
             self.keys.counted(len(raws))  # encrypted under the current key, committed or not
         first, last = raws[0].lineage.offset, raws[-1].lineage.offset
@@ -506,6 +519,7 @@ class CorridorRunner:
         self.source.close()
         self.assignment.close()
         self.side.close()
+        self.subjects.close()
         if self.keys is not None:
             self.keys.close()
         if self.subject_keys is not None:

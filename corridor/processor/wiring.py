@@ -11,16 +11,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from corridor.core import topics
 from corridor.core.acl import corridor_principal
 from corridor.core.config import Config, KeyTreatment, Transform
 from corridor.core.config.rotation import RotationSchedule, rotation_for
 from corridor.core.crypto import DataKeyRing
 from corridor.core.crypto.rotation import latest_epoch
 from corridor.core.errors import CorridorError, KafkaUnavailable
-from corridor.core.plan import build_plan
+from corridor.core.plan import CorridorPlan, build_plan
+from corridor.core.policy.subjects import ledger_classes
 from corridor.core.subjects import subject_key
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.keys_topic import published_keys
+from corridor.kafka.ledger import TopicFeed
 from corridor.kafka.subject_keys_topic import ErasureListener, read_subject_keys
 from corridor.processor.metrics import CorridorMetrics, Health, RunObserver
 from corridor.processor.resolve import (
@@ -34,6 +37,7 @@ from corridor.processor.resolve import (
 )
 from corridor.processor.runner import CorridorRunner, Log
 from corridor.processor.subject_keys import Notify, SubjectKeyKeeper
+from corridor.processor.subjects import SubjectGate
 from corridor.zones.credentials import Principal
 
 
@@ -86,12 +90,14 @@ def make_runner(config: Config, name: str, instance: str, logger: Any,
     clock = {"wall_ms": wall_ms} if wall_ms is not None else {}
     keeper = (_subject_keys(config, name, endpoints[corridor.destination], principal, provider)
               if provider is not None and any(corridor.erasable.values()) else None)
+    subjects = subject_gate(config, plan, endpoints[corridor.origin], principal,
+                            logger.bind(corridor=name, instance=instance), observer)
     return CorridorRunner(config, plan, endpoints, principal, logger, instance, data_keys=ring,
                           kek_provider=provider, rotation=rotation_for(corridor, schedule),
                           observer=observer, registry=schema_registry(config, corridor.origin),
                           egress_registry=egress_registry,
                           signer=audit_signing_key(config, corridor.origin),
-                          audit=config.audit, subject_keys=keeper, **clock)
+                          audit=config.audit, subject_keys=keeper, subjects=subjects, **clock)
 
 
 def _subject_keys(config: Config, name: str, destination: Endpoint, principal: Principal,
@@ -108,6 +114,21 @@ def _subject_keys(config: Config, name: str, destination: Endpoint, principal: P
             lambda: ErasureListener(destination, principal, name))
 
     return make
+
+
+def subject_gate(config: Config, plan: CorridorPlan, origin: Endpoint, principal: Principal,
+                 logger: Any, observer: RunObserver) -> SubjectGate | None:
+    """The corridor's ledger and consent view (processor.subjects); None when none of its
+    datasets names its subject."""
+    if all(d.subject is None for d in plan.datasets.values()):
+        return None
+    key = subject_key(plan.origin, subject_secret(config, plan.origin))
+    consent = ((lambda: TopicFeed(origin, principal, topics.consent(plan.origin)))
+               if plan.purposes else None)
+    return SubjectGate(
+        plan, key, ledger_classes(config, plan),
+        ledger_feed=lambda: TopicFeed(origin, principal, topics.subject_ledger(plan.origin)),
+        consent_feed=consent, log=logger, observer=observer)
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:

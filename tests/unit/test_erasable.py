@@ -29,9 +29,11 @@ from corridor.core.crypto.subject_keys import (
 )
 from corridor.core.errors import Erased, KeyProviderUnavailable, PlanError
 from corridor.core.outbox import Outbox
-from corridor.core.pipeline import process
+from corridor.core.pipeline import BatchResult
+from corridor.core.pipeline import process as pipeline_process
 from corridor.core.plan import CorridorPlan, build_plan
 from corridor.core.policy.erasable import ErasableSealing, Pair, SubjectKeys
+from corridor.core.policy.subjects import SubjectInputs
 from corridor.core.subjects import LedgerEntry, LedgerState, subject_id, subject_key
 from corridor.dev.sample import encode, generate_rows
 from corridor.processor.subject_keys import Stopped, SubjectKeyKeeper
@@ -106,6 +108,13 @@ class Listener:
 
     def close(self) -> None:
         pass
+
+
+def process(msgs: Any, plan: CorridorPlan, dp: Any, now_ms: int, **kw: Any) -> BatchResult:
+    """The pipeline with the processor's subject inputs: an empty ledger, no consent."""
+    kw.setdefault("subjects", SubjectInputs(ZONE_KEY, {dp.dataset: frozenset({FieldClass.PERSONAL})},
+                                            LedgerState()))
+    return pipeline_process(msgs, plan, dp, now_ms, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from corridor.cli import cli
-from corridor.commands.subjects import count_rows, fold_ledger
+from corridor.commands.subjects import count_rows
 from corridor.core.config import FieldClass, OnReach, Thresholds
-from corridor.core.subjects import LedgerEntry, ledger_record
+from corridor.core.subjects import LedgerEntry, fold_ledger, ledger_record
 
 REPO = Path(__file__).resolve().parents[2]
 P, S = FieldClass.PERSONAL, FieldClass.SENSITIVE
@@ -34,9 +34,10 @@ def test_rows_count_distinct_subjects_whatever_the_destination() -> None:
     rows = count_rows(state, limits, zone="hk", year=2025)
     assert rows == [
         {"zone": "hk", "year": 2025, "class": "personal", "subjects": 85, "ceiling": 100,
-         "level": "warning", "on_reach": "withhold-new-subjects"},
+         "level": "warning", "on_reach": "withhold-new-subjects",
+         "destinations": {"asean": 10, "eu": 85}},
         {"zone": "hk", "year": 2025, "class": "sensitive", "subjects": 1, "ceiling": None,
-         "level": None, "on_reach": "withhold-new-subjects"},
+         "level": None, "on_reach": "withhold-new-subjects", "destinations": {"eu": 1}},
     ]
     assert [(r["zone"], r["year"]) for r in count_rows(state, limits)] == [
         ("asean", 2025), ("hk", 2024), ("hk", 2025), ("hk", 2025)]
