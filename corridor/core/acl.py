@@ -38,7 +38,8 @@ One SCRAM principal per role (docs/DESIGN.md section 11):
 
 Data subjects: a corridor whose datasets name their subject also reads and writes its origin
 zone's volume ledger ``<zone>.subjects``, and one with ``purposes:`` reads ``<zone>.consent``,
-both by assignment (no group, no commit).
+both by assignment, in the random reader groups ``corridor-reader-*`` (librdkafka asks a
+group's coordinator even for an assigned reader; nothing is committed).
 
 Each ``ZoneGrant`` names the zone whose cluster holds the resource. READ and
 WRITE imply DESCRIBE in Kafka; DESCRIBE is still granted explicitly so that
@@ -254,6 +255,8 @@ def _subject_grants(c: Corridor, counts: bool) -> set[ZoneGrant]:
     consent topic for one with purposes, and the zone's consent service writing it."""
     out: set[ZoneGrant] = set()
     who, origin = corridor_principal(c.name), c.origin
+    if counts or c.purposes:
+        out.add(ZoneGrant(origin, who, "read", "group", SDK_READER_GROUPS, prefixed=True))
     if counts:
         out |= _topic(origin, who, topics.subject_ledger(origin), "read", "write", "describe")
     if c.purposes:

@@ -77,7 +77,8 @@ def subject_ledger(origin: str) -> str:
 
 
 def consent(zone: str) -> str:
-    """The zone's consent records (compacted, in the zone itself), written by parks."""
+    """The zone's consent records (compacted, in the zone itself), written by the zone's
+    consent service (principal ``consent-<zone>``), read by its corridors' processors."""
     return f"{zone}.consent"
 
 

@@ -19,15 +19,18 @@ import pytest
 from click.testing import CliRunner
 
 from corridor.cli import cli
-from corridor.core import topics
+from corridor.core import acl, topics
 from corridor.core.consent import Consent, PurposeConsent
+from corridor.core.errors import KafkaUnavailable
 from corridor.core.schema import unframe
 from corridor.dev.sample import encode, generate_rows
+from corridor.kafka.acl_sync import drop_principals, sync_acls
 from corridor.kafka.io import PlainProducer, read_to_end
 from corridor.processor.resolve import zone_endpoint
 
 from .chaos_env import assert_exactly_once, corridor
 from .processor_env import DATASET, Processor, committed, verify, wait_until
+from .test_acl import _private_credentials
 
 pytestmark = pytest.mark.integration
 
@@ -53,12 +56,12 @@ def subjects_edit(purposes: bool, thresholds: bool):
     return edit
 
 
-def produce_people(env, admin, people: list[int], seed: int) -> None:
+def produce_people(env, writer, people: list[int], seed: int) -> None:
     """One shipment per entry of *people*, by that person, that the corridor's rule lets
     cross (consent true), keyed by the person."""
     schema = env.config.datasets[DATASET].schema
     rows = generate_rows(DATASET, len(people), seed=seed, withheld_share=0.0)
-    producer = PlainProducer(zone_endpoint(env.config, env.origin), admin)
+    producer = PlainProducer(zone_endpoint(env.config, env.origin), writer)
     for row, person in zip(rows, people, strict=True):
         row["contact_email"] = email(person)
         producer.produce(topics.outbound(env.origin, DATASET), encode(row, schema),
@@ -66,8 +69,8 @@ def produce_people(env, admin, people: list[int], seed: int) -> None:
     producer.flush(60)
 
 
-def write_consent(env, admin, people: list[int], withdrawn_at: int | None = None) -> None:
-    producer = PlainProducer(zone_endpoint(env.config, env.origin), admin)
+def write_consent(env, writer, people: list[int], withdrawn_at: int | None = None) -> None:
+    producer = PlainProducer(zone_endpoint(env.config, env.origin), writer)
     for person in people:
         value = Consent({PURPOSE: PurposeConsent(1_700_000_000_000, withdrawn_at)}).to_json()
         producer.produce(topics.consent(env.origin), value, email(person).encode())
@@ -178,3 +181,32 @@ def test_a_withdrawal_holds_back_every_later_record_across_a_rebalance_and_a_res
         assert withheld == {quitting: [f"consent_withdrawn: {PURPOSE}"] * 15}
         assert all(len(delivered[email(p)]) == 20 for p in people if p != quitter)
         assert_exactly_once(verify(env, admin), 4 * len(batch))
+
+
+def test_on_least_rights_the_consent_service_writes_consent_and_the_processor_counts(
+        zones, tmp_path):
+    """`provision --acls` rights only: the zone's consent service writes consent (a park may
+    not), the processor as corridor-<name> reads it and writes the ledger; no admin."""
+    admin = zones.credentials.admin
+    people = list(range(5))
+    with corridor(zones, tmp_path, edit=subjects_edit(purposes=True, thresholds=True)) as env:
+        creds = _private_credentials(tmp_path / "credentials.json", admin)
+        endpoints = {z: zone_endpoint(env.config, z) for z in env.config.zones}
+        sync_acls(env.config, endpoints, creds)
+        try:
+            park = creds.get(acl.park_principal(env.origin, DATASET))
+            with pytest.raises(KafkaUnavailable, match="(?i)authorization"):
+                write_consent(env, park, people)
+            write_consent(env, creds.get(acl.consent_principal(env.origin)), people[:4])
+            produce_people(env, park, people * 2, seed=61)
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("CORRIDOR_CREDENTIALS", str(creds.path))
+                proc = run_to_end(env, tmp_path, "least-rights")
+            assert "running_as_admin" not in proc.log()
+        finally:
+            drop_principals(env.config, endpoints, creds)
+        delivered, withheld = outcomes(env, admin)
+        assert sorted(delivered) == [email(p) for p in people[:4]]
+        assert withheld == {email(4): ["consent_missing"] * 2}
+        (row,) = subjects_count(env)["ledger"]
+        assert row["subjects"] == 4

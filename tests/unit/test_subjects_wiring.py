@@ -65,6 +65,10 @@ def test_the_processor_reads_and_writes_the_ledger_and_only_the_consent_service_
               } | {("hk", "consent-hk", op, "hk.consent") for op in ("write", "describe")}
     assert ("consent-hk", "consent", "hk") in {(p.name, p.role, p.serves)
                                               for p in principals(config)}
+    # Reading by assignment still asks a group's coordinator: the reader groups, in the origin.
+    assert {(g.zone, g.name, g.prefixed) for g in grants(config) if g.resource == "group"
+            and g.principal == "corridor-hk-eu" and g.zone == "hk"} == {
+        ("hk", "corridor.hk-eu", False), ("hk", "corridor-reader-", True)}
 
 
 @settings(max_examples=200, deadline=None)
