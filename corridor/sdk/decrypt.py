@@ -124,8 +124,8 @@ def decrypt_rows(rows: Sequence[Row], fields: Sequence[EncryptedField], *, corri
             opened = open_erasable_column(cipher, plain_type, corridor=corridor,
                                           dataset=dataset, field_path=f.path, keys=keys)
             plain = opened.values.to_pylist()
-            for row, error in opened.erased.items():
-                erased.setdefault(row, []).append(error)
+            for index, error in opened.erased.items():
+                erased.setdefault(index, []).append(error)
         if f.nested:
             parsed = fastavro.parse_schema(f.branch())
             plain = [None if v is None else fastavro.schemaless_reader(io.BytesIO(v), parsed, None)
