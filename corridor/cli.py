@@ -35,6 +35,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("corridor.commands.connect", "connect"),
     ("corridor.commands.subjects", "subjects"),
     ("corridor.commands.erase", "erase"),
+    ("corridor.commands.consent", "consent"),
 ]
 # Development tools: under `corridor dev` (and still reachable by their old names,
 # hidden from the main --help, for scripts written before).

@@ -32,7 +32,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,11 +97,21 @@ def plan_erasure(config: Config, raw: str, origin: str, subject_key: SecretBytes
                  ) -> ErasurePlan:
     """The recipients of *raw*'s erasable data out of *origin* (values in, values out):
     *books* by destination zone, *ledger* the origin's (None: not present)."""
-    subject = subject_id(raw, subject_key)
+    return plan_subject(config, subject_id(raw, subject_key), origin, subject_key, books,
+                        ledger)
+
+
+def plan_subject(config: Config, subject: str, origin: str, subject_key: SecretBytes,
+                 books: Mapping[str, SubjectKeyBook], ledger: LedgerState | None,
+                 corridors: Collection[str] | None = None) -> ErasurePlan:
+    """:func:`plan_erasure` of a subject id, over *corridors* only (None: every erasable
+    corridor out of *origin*)."""
     secret = key_id_secret(subject_key)
     plan = ErasurePlan(origin, subject, ledger=None if ledger is None else
                        sorted(ledger.destinations_of(origin, subject)))
     for corridor in erasable_corridors(config, origin):
+        if corridors is not None and corridor.name not in corridors:
+            continue
         book = books[corridor.destination]
         tag = subject_tag(secret, corridor.name, subject)
         live, gone = tuple(book.keys_of(tag)), tuple(book.markers_of(tag))
@@ -118,14 +128,18 @@ def erasable_corridors(config: Config, origin: str | None = None) -> list[Any]:
 
 
 def audit_event(plan: ErasurePlan, erasure_id: str, reason: str, operator: str,
-                principal: str, at_ms: int) -> tuple[bytes, bytes]:
-    """(key, value) of the erasure's audit record on the origin's audit topic."""
-    event = {"event": "erase", "erasure_id": erasure_id, "zone": plan.origin,
+                principal: str, at_ms: int, trigger: Mapping[str, Any] | None = None
+                ) -> tuple[bytes, bytes]:
+    """(key, value) of the erasure's audit record on the origin's audit topic; *trigger*:
+    what set it off when not an operator's command (a consent withdrawal)."""
+    event: dict[str, Any] = {"event": "erase", "erasure_id": erasure_id, "zone": plan.origin,
              "subject": plan.subject, "reason": reason, "operator": operator,
              "principal": principal, "ts_ms": at_ms,
              "recipients": [{"corridor": r.corridor, "zone": r.zone, "keys": len(r.live)}
                             for r in plan.recipients if r.live],
              "keys": plan.live, "ledger_destinations": plan.ledger}
+    if trigger is not None:
+        event["trigger"] = dict(trigger)
     return f"erase|{erasure_id}".encode(), json.dumps(event, sort_keys=True).encode()
 
 
@@ -162,40 +176,58 @@ def erase(raw: str, reason: str, zone: str | None, dry_run: bool, config_path: s
     plans = _plans(config, raw, zone, say)
     erasure_id, at_ms = uuid.uuid4().hex[:12], int(time.time() * 1000)
     if not dry_run and any(p.live for p in plans):
-        _apply(config, plans, erasure_id, reason, at_ms, say)
+        apply_erasure(config, plans, erasure_id, reason, at_ms, say, _operator())
     _report(plans, erasure_id, dry_run, output)
 
 
 def _plans(config: Config, raw: str, zone: str | None, say: Any) -> list[ErasurePlan]:
     from corridor.core.subjects import subject_key
-    from corridor.kafka.ledger import read_ledger
-    from corridor.kafka.subject_keys_topic import read_subject_keys
-    from corridor.processor.resolve import admin, endpoints_for, subject_secret
+    from corridor.processor.resolve import subject_secret
 
     corridors = erasable_corridors(config, zone)
-    where = endpoints_for(config, {c.destination for c in corridors}
-                          | {c.origin for c in corridors})
-    books = {}
-    for dest in sorted({c.destination for c in corridors}):
-        say(f"reading {topics.SUBJECT_KEYS} in {dest}")
-        books[dest] = read_subject_keys(where[dest], admin())
+    books = read_books(config, corridors, say)
     plans = []
     for origin in sorted({c.origin for c in corridors}):
-        say(f"reading {topics.subject_ledger(origin)} in {origin}")
-        ledger: LedgerState | None
-        try:  # the origin's volume ledger: which destinations the subject reached
-            ledger, _ = read_ledger(where[origin], admin(), origin)
-        except KafkaUnavailable as exc:
-            if "does not exist" not in str(exc):
-                raise
-            ledger = None
         key = subject_key(origin, subject_secret(config, origin))
-        plans.append(plan_erasure(config, raw, origin, key, books, ledger))
+        plans.append(plan_erasure(config, raw, origin, key, books, origin_ledger(config, origin,
+                                                                                 say)))
     return plans
 
 
-def _apply(config: Config, plans: Iterable[ErasurePlan], erasure_id: str, reason: str,
-           at_ms: int, say: Any) -> None:
+def read_books(config: Config, corridors: Iterable[Any], say: Any) -> dict[str, SubjectKeyBook]:
+    """The subject key topic of each destination of *corridors*, as it is now (as admin)."""
+    from corridor.kafka.subject_keys_topic import read_subject_keys
+    from corridor.processor.resolve import admin, endpoints_for
+
+    destinations = sorted({c.destination for c in corridors})
+    where = endpoints_for(config, destinations)
+    books = {}
+    for dest in destinations:
+        say(f"reading {topics.SUBJECT_KEYS} in {dest}")
+        books[dest] = read_subject_keys(where[dest], admin())
+    return books
+
+
+def origin_ledger(config: Config, origin: str, say: Any) -> LedgerState | None:
+    """The origin's volume ledger (which destinations a subject reached); None: no ledger."""
+    from corridor.kafka.ledger import read_ledger
+    from corridor.processor.resolve import admin, zone_endpoint
+
+    say(f"reading {topics.subject_ledger(origin)} in {origin}")
+    try:
+        ledger, _ = read_ledger(zone_endpoint(config, origin), admin(), origin)
+    except KafkaUnavailable as exc:
+        if "does not exist" not in str(exc):
+            raise
+        return None
+    return ledger
+
+
+def apply_erasure(config: Config, plans: Iterable[ErasurePlan], erasure_id: str, reason: str,
+                  at_ms: int, say: Any, operator: str,
+                  trigger: Mapping[str, Any] | None = None) -> None:
+    """Markers over each plan's live keys, the announcements, then the origin's audit event
+    (as admin; see the module docstring)."""
     from corridor.kafka.io import PlainProducer
     from corridor.kafka.subject_keys_topic import announce, write_records
     from corridor.processor.resolve import admin, zone_endpoint
@@ -214,7 +246,8 @@ def _apply(config: Config, plans: Iterable[ErasurePlan], erasure_id: str, reason
             announce(endpoint, who, ErasureAnnouncement(
                 r.corridor, erasure_id, tuple(k.key_id for k in r.live), at_ms))
             say(f"erased {written} key(s) of corridor {r.corridor} in {r.zone}")
-        key, value = audit_event(plan, erasure_id, reason, _operator(), who.username, at_ms)
+        key, value = audit_event(plan, erasure_id, reason, operator, who.username, at_ms,
+                                 trigger)
         producer = PlainProducer(zone_endpoint(config, plan.origin), who)
         producer.produce(topics.audit(plan.origin), value, key)
         producer.flush(30)

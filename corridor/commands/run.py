@@ -66,7 +66,7 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
         raise click.BadParameter(f"unknown corridor {unknown[0]!r}; known: "
                                  f"{', '.join(config.corridors)}", param_hint="--corridor")
     stop = threading.Event()
-    _install_signals(stop)
+    install_signals(stop)
     logger = corridor_log.get_logger("corridor.run")
     schedule = schedule_from_flags(rotate_every_records, rotate_every_minutes)
     metrics, health, server = None, {}, None
@@ -97,7 +97,7 @@ def run(config_path: str, names: tuple[str, ...], instance: str | None,
         raise CorridorError(f"corridor {failures[0][0]} failed: {failures[0][1]}")
 
 
-def _install_signals(stop: threading.Event) -> None:
+def install_signals(stop: threading.Event) -> None:
     def handler(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             os._exit(128 + signum)  # second signal: at once; the open transaction aborts

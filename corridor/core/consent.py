@@ -36,13 +36,17 @@ the processor reads the topic's end offsets at T, folds up to them, then calls
 :meth:`ConsentView.caught_up` with T. ``staleness(now) = now - T``. The processor refreshes at
 least every ``bound / 2`` and decides no batch while :meth:`ConsentView.stale` (it pauses the
 corridor): so a withdrawal written at W holds back every batch decided after W + bound
-(default :data:`MAX_STALENESS_MS`). A view that never caught up (just started, rebuilding
-from the topic) is stale.
+(the corridor's ``consent_staleness_seconds``, default :data:`MAX_STALENESS_MS`). A view
+that never caught up (just started, rebuilding from the topic) is stale.
 
-**Withdrawals** (``--on-withdraw erase``): :meth:`ConsentView.apply` returns the purposes a
-record newly withdrew, for a running processor; :meth:`ConsentView.withdrawn` lists every
-subject whose latest record withdraws a purpose, for a restart (compaction may have removed
-the record that gave it). The erase itself is elsewhere.
+**Withdrawals** (``corridor consent follow --on-withdraw erase``): :meth:`ConsentView.apply`
+returns the purposes a record newly withdrew, for a running follower;
+:meth:`ConsentView.withdrawals` gives every subject whose latest record withdraws a purpose,
+for a start (compaction may have removed the record that gave it). A
+:class:`WithdrawalQueue` holds each one until a bound has passed since it was seen (then every
+processor's view has it, so none of the subject's records crosses any more) and gives it
+back only if its purposes are still withdrawn. The erase itself is elsewhere
+(``corridor.commands.consent``).
 """
 
 from __future__ import annotations
@@ -237,12 +241,73 @@ class ConsentView:
 
     def withdrawn(self, purposes: Collection[str]) -> Iterator[str]:
         """Subjects whose latest record withdraws one of *purposes* (sorted)."""
-        for subject, held in sorted(self._held.items()):
-            consent = held.consent
-            if consent is not None and any(
-                    (c := consent.purposes.get(p)) is not None and c.withdrawn is not None
-                    and not c.granted for p in purposes):
-                yield subject
+        for subject, _ in self.withdrawals(purposes):
+            yield subject
+
+    def withdrawals(self, purposes: Collection[str]) -> Iterator[tuple[str, frozenset[str]]]:
+        """(subject, which of *purposes* its latest record withdraws), sorted by subject."""
+        for subject in sorted(self._held):
+            found = self.withdrawn_of(subject, purposes)
+            if found:
+                yield subject, found
+
+    def withdrawn_of(self, subject: str, purposes: Collection[str]) -> frozenset[str]:
+        """Which of *purposes* the subject's latest record withdraws (given, then withdrawn)."""
+        held = self._held.get(subject)
+        consent = held.consent if held is not None else None
+        if consent is None:
+            return frozenset()
+        return frozenset(p for p in purposes if (c := consent.purposes.get(p)) is not None
+                         and c.withdrawn is not None and not c.granted)
 
     def __len__(self) -> int:
         return len(self._held)
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A subject's withdrawal of *purposes*, first seen at *seen_ms* (the follower's clock)."""
+
+    subject: str
+    purposes: frozenset[str]
+    seen_ms: int
+
+
+class WithdrawalQueue:
+    """Withdrawals waiting for every processor's consent view to hold them: each is due
+    *bound_ms* after it was seen (see the module docstring)."""
+
+    def __init__(self, bound_ms: int) -> None:
+        self.bound_ms = bound_ms
+        self._waiting: dict[str, Withdrawal] = {}
+
+    def seen(self, subject: str, purposes: Collection[str], now_ms: int) -> None:
+        """The subject withdrew *purposes*; a subject already waiting keeps its first time."""
+        if not purposes:
+            return
+        held = self._waiting.get(subject)
+        if held is None:
+            self._waiting[subject] = Withdrawal(subject, frozenset(purposes), now_ms)
+        else:
+            self._waiting[subject] = Withdrawal(subject, held.purposes | frozenset(purposes),
+                                                held.seen_ms)
+
+    def due(self, now_ms: int, view: ConsentView) -> list[Withdrawal]:
+        """The withdrawals whose bound has passed, taken off the queue, with the purposes
+        *view* still has withdrawn (one given again meanwhile is dropped), by subject."""
+        out = []
+        for subject, w in sorted(self._waiting.items()):
+            if now_ms - w.seen_ms < self.bound_ms:
+                continue
+            del self._waiting[subject]
+            still = view.withdrawn_of(subject, w.purposes)
+            if still:
+                out.append(Withdrawal(subject, still, w.seen_ms))
+        return out
+
+    def next_due_ms(self) -> int | None:
+        """When the earliest waiting withdrawal is due; None: none waits."""
+        return min((w.seen_ms + self.bound_ms for w in self._waiting.values()), default=None)
+
+    def __len__(self) -> int:
+        return len(self._waiting)

@@ -72,6 +72,19 @@ QUIET = {"consent read": "origin_available"}
 EVENTS = {"warning": "subjects_ceiling_near", "reached": "subjects_ceiling_reached"}
 
 
+def consent_record(record: Record, key: SecretBytes) -> ConsentRecord | None:
+    """A record of the consent topic with its raw key turned into the subject id; None when
+    its key is not usable (empty or not UTF-8)."""
+    try:
+        raw = (record.key or b"").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not raw:
+        return None
+    return ConsentRecord(subject_id(raw, key), record.value, record.partition, record.offset,
+                         record.timestamp_ms or 0)
+
+
 class Feed(Protocol):
     """What the gate needs of ``kafka.ledger.TopicFeed`` (tests pass fakes)."""
 
@@ -266,16 +279,11 @@ class SubjectGate:
     def _apply_consent(self, records: list[Record]) -> None:
         assert self.view is not None
         for record in records:
-            try:
-                raw = (record.key or b"").decode("utf-8")
-            except UnicodeDecodeError:
-                raw = ""
-            if not raw:
+            consent = consent_record(record, self.key)
+            if consent is None:
                 self.ignored += 1
                 continue
-            withdrew = self.view.apply(ConsentRecord(
-                subject_id(raw, self.key), record.value, record.partition, record.offset,
-                record.timestamp_ms or 0))
+            withdrew = self.view.apply(consent)
             ours = sorted(withdrew & set(self.plan.purposes))
             if ours and self.view.as_of_ms is not None:  # not while rebuilding
                 self.log.info("consent_withdrawn", partition=record.partition,

@@ -128,7 +128,8 @@ def subject_gate(config: Config, plan: CorridorPlan, origin: Endpoint, principal
     return SubjectGate(
         plan, key, ledger_classes(config, plan),
         ledger_feed=lambda: TopicFeed(origin, principal, topics.subject_ledger(plan.origin)),
-        consent_feed=consent, log=logger, observer=observer)
+        consent_feed=consent, log=logger, observer=observer,
+        bound_ms=config.corridors[plan.name].consent_staleness_s * 1000)
 
 
 def _next_epoch(endpoint: Endpoint, principal: Principal, name: str, logger: Any) -> int:

@@ -4,7 +4,8 @@ consumers in both zones get Erased on S's erasable field only (S's other fields 
 T's still read, a running consumer too), the audit lists both recipients, a second erase
 says already erased, S's data crossing afterwards reads under a new key, and once
 `_corridor.subject_keys` compacts, Kafka's own DumpLogSegments finds no copy of S's wrapped
-keys in either destination's log files (and still finds T's)."""
+keys in either destination's log files (and still finds T's). And a consent withdrawal
+chained to erasure: `corridor consent follow --on-withdraw erase`."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 
 from corridor.core import topics
 from corridor.core.config import load_config
+from corridor.core.consent import Consent, PurposeConsent
 from corridor.core.crypto.subject_keys import SubjectKeyRecord, key_id_secret, subject_tag
 from corridor.core.errors import Erased
 from corridor.core.subjects import subject_id, subject_key
@@ -79,17 +81,25 @@ RESTORE: dict[str, str | None] = {"segment.ms": None, "min.cleanable.dirty.ratio
 LEFTOVERS = (".deleted", ".cleaned", ".swap")  # files of a segment being replaced
 
 
-def _env(zones: Any, tmp_path: Path) -> SimpleNamespace:
+def _env(zones: Any, tmp_path: Path, purposes: tuple[str, str] | None = None
+         ) -> SimpleNamespace:
+    """Two corridors out of a new origin; *purposes*: the first corridor's and the second's
+    (with a consent view bound of 2 s)."""
     from corridor.commands.provision import provision_topics
 
     tag = uuid.uuid4().hex[:8]
     o, d, a = f"o{tag}", f"d{tag}", f"a{tag}"
     keys = tmp_path / "keys"
     path = tmp_path / "corridors.yaml"
-    path.write_text(TEMPLATE.format(o=o, d=d, a=a, keys=keys, repo=REPO,
-                                    ob=zones.endpoint("hk").bootstrap,
-                                    db=zones.endpoint("eu").bootstrap,
-                                    ab=zones.endpoint("asean").bootstrap))
+    text = TEMPLATE.format(o=o, d=d, a=a, keys=keys, repo=REPO,
+                           ob=zones.endpoint("hk").bootstrap, db=zones.endpoint("eu").bootstrap,
+                           ab=zones.endpoint("asean").bootstrap)
+    if purposes is not None:  # after each corridor's erasable line
+        line = "    erasable: [contact_email]\n"
+        first, second, rest = text.split(line)
+        text = "".join([first, line, _consent_lines(purposes[0]), second, line,
+                        _consent_lines(purposes[1]), rest])
+    path.write_text(text)
     provision_topics(str(path), 2)
     ring = LocalKekProvider(keys)
     for zone in (d, a):
@@ -98,6 +108,10 @@ def _env(zones: Any, tmp_path: Path) -> SimpleNamespace:
     return SimpleNamespace(path=path, config=config, origin=o, ring=ring, name=f"{o}-{d}",
                            dests={d: "eu", a: "asean"},
                            corridors={f"{o}-{d}": d, f"{o}-{a}": a})
+
+
+def _consent_lines(purpose: str) -> str:
+    return f"    purposes: [{purpose}]\n    consent_staleness_seconds: 2\n"
 
 
 def _produce(env: SimpleNamespace, start: int, count: int) -> None:
@@ -281,3 +295,98 @@ def _compacted(zones: Any, erased: dict[str, dict[str, str]],
             return False
         assert all(w in dump for w in kept[cluster].values()), "compaction removed a live key"
     return True
+
+
+# -- consent withdrawal chained to erasure (`corridor consent follow --on-withdraw erase`) --
+
+FULFIL, MARKETING = "order-fulfilment", "marketing"
+GIVEN, WITHDRAWN = 1_700_000_000_000, 1_800_000_000_000
+
+
+def _write_consent(env: SimpleNamespace, admin: Any, raw: str,
+                   withdrawn: frozenset[str] = frozenset()) -> None:
+    value = Consent({p: PurposeConsent(GIVEN, WITHDRAWN if p in withdrawn else None)
+                     for p in (FULFIL, MARKETING)}).to_json()
+    producer = PlainProducer(zone_endpoint(env.config, env.origin), admin)
+    producer.produce(topics.consent(env.origin), value, raw.encode())
+    producer.flush(30)
+
+
+def _follow(env: SimpleNamespace) -> list[dict[str, Any]]:
+    """`corridor consent follow --on-withdraw erase --once -o json`: one object a line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "corridor.cli", "consent", "follow", "--on-withdraw", "erase",
+         "--once", "-c", str(env.path), "-o", "json"],
+        capture_output=True, text=True, timeout=180, cwd=REPO,
+        env={**os.environ, "CORRIDOR_HOME": str(REPO)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def _erase_events(env: SimpleNamespace, admin: Any) -> list[dict[str, Any]]:
+    return [json.loads(r.value) for r in read_to_end(
+        zone_endpoint(env.config, env.origin), admin, topics.audit(env.origin))
+        if r.value and b'"erase"' in r.value]
+
+
+def test_a_withdrawal_followed_with_on_withdraw_erase_erases_that_purposes_corridor_only(
+        zones, tmp_path):
+    """S withdraws order-fulfilment (the first corridor's purpose), keeps marketing (the
+    second's): once the bound has passed, `consent follow --on-withdraw erase` erases S's
+    keys of the first corridor only, with the withdrawal as the audit's trigger; T and the
+    second corridor read on; a second run is a no-op; S's next record is withheld on the
+    first corridor and crosses the second; `verify` passes on both."""
+    env = _env(zones, tmp_path, purposes=(FULFIL, MARKETING))
+    admin = zones.credentials.admin
+    fulfil, marketing = list(env.corridors)
+    for raw in (S, T):
+        _write_consent(env, admin, raw)
+    _produce(env, 0, PER_SUBJECT)
+    total = 2 * PER_SUBJECT
+    proc = Processor(SimpleNamespace(path=env.path, name=fulfil), tmp_path, "withdrawal",
+                     "--corridor", marketing)
+    try:
+        for corridor in (fulfil, marketing):
+            _read_all(env, corridor, total)
+        _write_consent(env, admin, S, withdrawn=frozenset({FULFIL}))
+        wait_until(lambda: "consent_withdrawn" in proc.log(), 60,
+                   "the processor's consent view to reach the withdrawal")
+
+        [done] = _follow(env)
+        sid = subject_id(S, subject_key(env.origin, subject_secret(env.config, env.origin)))
+        assert (done["subject"], done["purposes"], done["corridors"]) == (sid, [FULFIL],
+                                                                          [fulfil])
+        assert done["action"] == "erased" and done["keys"] >= 1
+        assert [(e["corridor"], e["zone"]) for e in done["erased"]] == [
+            (fulfil, env.corridors[fulfil])]
+        records = _read_all(env, fulfil, total)
+        assert sum(1 for r in records if r.erased) == PER_SUBJECT
+        assert sorted(r.value_at("contact_email") for r in records if not r.erased) == [
+            f"{T}.{i}@example.com" for i in range(PER_SUBJECT)]
+        assert not any(r.erased for r in _read_all(env, marketing, total))
+        [event] = _erase_events(env, admin)
+        assert event["reason"] == f"consent withdrawn: {FULFIL}"
+        assert event["operator"] == "consent-follow" and event["subject"] == sid
+        assert event["trigger"]["consent_withdrawn"] == [FULFIL]
+        assert [(r["corridor"], r["zone"]) for r in event["recipients"]] == [
+            (fulfil, env.corridors[fulfil])]
+
+        assert [d["action"] for d in _follow(env)] == ["already erased"]
+        assert len(_erase_events(env, admin)) == 1
+
+        _produce(env, 100, 1)  # one more record each of S and T
+        assert not any(r.erased for r in _read_all(env, marketing, total + 2))
+        assert f"{S}.100@example.com" not in {
+            r.value_at("contact_email") for r in _read_all(env, fulfil, total + 1)
+            if not r.erased}
+    finally:
+        assert proc.stop() == 0, proc.log()[-3000:]
+        proc.close()
+    for corridor, delivered, withheld in ((fulfil, total + 1, 1), (marketing, total + 2, 0)):
+        one = SimpleNamespace(config=env.config, origin=env.origin,
+                              dest=env.corridors[corridor],
+                              corridor=env.config.corridors[corridor])
+        report = verify(one, admin)
+        assert report.ok and (report.delivered, report.withheld) == (delivered, withheld), report
+        if withheld:
+            assert report.withheld_by_reason == {f"consent_withdrawn: {FULFIL}": 1}

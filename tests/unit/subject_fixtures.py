@@ -12,6 +12,8 @@ from corridor.core.plan import CorridorPlan
 from corridor.core.policy.subjects import SubjectInputs, ledger_classes
 from corridor.core.subjects import LedgerState, subject_id, subject_key
 from corridor.dev.sample import encode, generate_rows
+from corridor.kafka.io import Record
+from corridor.kafka.ledger import Ends
 from tests.unit.plan_fixtures import CONFIG, plan_for
 
 PURPOSE = "order-fulfilment"
@@ -71,3 +73,27 @@ def inputs(config: Config, plan: CorridorPlan, ledger: LedgerState,
 
 def plan_of(config: Config, name: str = "hk-eu") -> CorridorPlan:
     return plan_for(config, name)
+
+
+class Feed:
+    """A compacted topic as the gate follows it: what was written, read in order."""
+
+    def __init__(self, records: list[Record] | None = None) -> None:
+        self.records = records if records is not None else []
+        self.read = 0
+        self.blocked = (0.0, 0.0)  # reached() is False in this window of clock time
+        self.clock = lambda: 0.0
+
+    def poll(self, timeout_s: float = 0.5, max_records: int = 500) -> list[Record]:
+        out, self.read = self.records[self.read:], len(self.records)
+        return out
+
+    def end_offsets(self) -> Ends:
+        return {0: (0, len(self.records))}
+
+    def reached(self, ends: Ends) -> bool:
+        start, end = self.blocked
+        return not start <= self.clock() < end and self.read >= ends[0][1]
+
+    def close(self) -> None:
+        pass

@@ -18,7 +18,6 @@ from corridor.core.policy.subjects import ledger_classes
 from corridor.core.subjects import LedgerEntry
 from corridor.kafka.clients import Endpoint
 from corridor.kafka.io import Record
-from corridor.kafka.ledger import Ends
 from corridor.kafka.sink import BatchAborted
 from corridor.processor.metrics import RunObserver
 from corridor.processor.runner import CorridorRunner
@@ -29,6 +28,7 @@ from tests.unit.subject_fixtures import (
     KEY,
     NOW_MS,
     PURPOSE,
+    Feed,
     email,
     plan_of,
     shipments,
@@ -46,30 +46,6 @@ from tests.unit.test_runner_recovery import (
 
 PEOPLE = 8
 YEAR = 2025
-
-
-class Feed:
-    """A compacted topic as the gate follows it: what was written, read in order."""
-
-    def __init__(self, records: list[Record] | None = None) -> None:
-        self.records = records if records is not None else []
-        self.read = 0
-        self.blocked = (0.0, 0.0)  # reached() is False in this window of clock time
-        self.clock = lambda: 0.0
-
-    def poll(self, timeout_s: float = 0.5, max_records: int = 500) -> list[Record]:
-        out, self.read = self.records[self.read:], len(self.records)
-        return out
-
-    def end_offsets(self) -> Ends:
-        return {0: (0, len(self.records))}
-
-    def reached(self, ends: Ends) -> bool:
-        start, end = self.blocked
-        return not start <= self.clock() < end and self.read >= ends[0][1]
-
-    def close(self) -> None:
-        pass
 
 
 class Side(FakeSide):

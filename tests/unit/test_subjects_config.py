@@ -136,6 +136,35 @@ def test_bad_purposes(tmp_path: Path, new: str, says: str) -> None:
     assert says in error.message
 
 
+def test_the_consent_staleness_bound_defaults_to_30_s_and_can_be_set(tmp_path: Path) -> None:
+    assert load(tmp_path).corridors["hk-eu"].consent_staleness_s == 30
+    text = edit("purposes: [order-fulfilment, customs]",
+                "purposes: [order-fulfilment, customs]\n    consent_staleness_seconds: 5")
+    assert load(tmp_path, text).corridors["hk-eu"].consent_staleness_s == 5
+
+
+@pytest.mark.parametrize("value, says", [
+    ("0", "expected whole seconds from 1 to 300, got a number (0)"),
+    ("301", "expected whole seconds from 1 to 300, got a number (301)"),
+    ("30s", "expected whole seconds from 1 to 300, got '30s'"),
+])
+def test_a_bad_consent_staleness_bound_is_refused(tmp_path: Path, value: str, says: str) -> None:
+    text = edit("purposes: [order-fulfilment, customs]",
+                f"purposes: [order-fulfilment, customs]\n    consent_staleness_seconds: {value}")
+    error = only_error(tmp_path, text)
+    assert (error.line, error.field) == (PURPOSES_LINE + 1,
+                                         "corridors.hk-eu.consent_staleness_seconds")
+    assert says in error.message
+
+
+def test_a_consent_staleness_bound_without_purposes_is_refused(tmp_path: Path) -> None:
+    text = edit("purposes: [order-fulfilment, customs]", "consent_staleness_seconds: 5")
+    error = only_error(tmp_path, text)
+    assert (error.line, error.field) == (PURPOSES_LINE,
+                                         "corridors.hk-eu.consent_staleness_seconds")
+    assert "declare purposes" in error.message
+
+
 def test_purposes_erasable_and_thresholds_need_the_datasets_subject(tmp_path: Path) -> None:
     text = edit("    subject: contact_email\n", "")  # one line fewer above the corridor
     error = only_error(tmp_path, text)

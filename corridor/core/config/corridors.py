@@ -39,7 +39,11 @@ from corridor.core.config.model import (
 )
 from corridor.core.config.policy import CorridorScope, build_policy, policy_hash
 from corridor.core.config.rotation import RotationSchedule
-from corridor.core.config.subjects import build_purposes, check_subjects
+from corridor.core.config.subjects import (
+    build_consent_staleness,
+    build_purposes,
+    check_subjects,
+)
 from corridor.core.wire import HEADER_PREFIX
 
 CORRIDOR_KEYS = (
@@ -60,6 +64,7 @@ CORRIDOR_KEYS = (
     "instrument",
     "purposes",
     "erasable",
+    "consent_staleness_seconds",
     "description",
 )
 BATCH_KEYS = ("max_records", "max_wait_ms")
@@ -151,6 +156,7 @@ def _build_corridor(scope: CorridorScope, known: _Instruments) -> Corridor | Non
     rotate = _rotate(view, problems)
     headers = _headers(view, problems)
     purposes = build_purposes(view, problems)
+    consent_staleness = build_consent_staleness(view, problems)
     policy = build_policy(scope, destination)
     if policy is not None:
         check_subjects(view, scope.zones.get(origin or ""), scope.datasets, policy.transform,
@@ -210,6 +216,7 @@ def _build_corridor(scope: CorridorScope, known: _Instruments) -> Corridor | Non
         instrument_id,
         purposes,
         policy.erasable,
+        consent_staleness,
     )
 
 

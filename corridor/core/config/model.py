@@ -296,6 +296,8 @@ class Corridor:
     # Per dataset: the fields encrypted under a per-subject key (``erasable:``), so one
     # subject's values can be erased by destroying the key (corridor.core.crypto.subject_keys).
     erasable: Mapping[str, frozenset[str]] = field(default_factory=lambda: MappingProxyType({}))
+    # The consent view's bound in seconds (``consent_staleness_seconds``, corridor.core.consent).
+    consent_staleness_s: int = 30
 
     def key_treatment(self, dataset: str) -> KeyTreatment:
         """The key treatment of *dataset* on this corridor (pseudonymize unless declared)."""

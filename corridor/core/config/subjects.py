@@ -12,6 +12,7 @@ corridor's ``purposes:`` and ``erasable:``.
     corridors:
       hk-eu:
         purposes: [order-fulfilment]  # the subject's consent must cover each one
+        consent_staleness_seconds: 30 # no batch is decided with an older consent view
         erasable: [contact_email]     # encrypted under a per-subject key; also per dataset
         transform: {contact_email: encrypt}
 
@@ -27,6 +28,10 @@ Checks (each refusal names file, line and field):
   without one could not be counted.
 - ``purposes``: a non-empty list of distinct lowercase names; every dataset of the corridor
   must name its subject (consent is per subject).
+- ``consent_staleness_seconds``: the consent view's bound, whole seconds from 1 to 300
+  (default 30); only with ``purposes``. A withdrawal written at W holds back every batch
+  decided after W + bound, and ``corridor consent follow --on-withdraw erase`` erases a
+  bound after it saw the withdrawal.
 - ``erasable``: fields of the corridor's datasets (a corridor-level entry applies to each
   dataset that has the field, a per-dataset one to that dataset; both lists add up). Each
   must be transformed ``encrypt`` itself (the per-subject key replaces the corridor's data
@@ -72,6 +77,8 @@ ON_REACH = [o.value for o in OnReach]
 SUBJECT_TYPES = ("string", "int", "long")
 PERSON = (FieldClass.PERSONAL, FieldClass.SENSITIVE)
 PURPOSE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+DEFAULT_CONSENT_STALENESS_S = 30
+MAX_CONSENT_STALENESS_S = 300
 
 
 def build_thresholds(zone: MapView, problems: Problems) -> Thresholds | None:
@@ -156,6 +163,29 @@ def build_purposes(view: MapView, problems: Problems) -> tuple[str, ...]:
         else:
             names.append(item)
     return tuple(names) if len(names) == len(value) else ()
+
+
+def build_consent_staleness(view: MapView, problems: Problems) -> int:
+    """The corridor's ``consent_staleness_seconds`` (the consent view's bound: no batch is
+    decided with a view older than this; ``corridor.core.consent``), between 1 and
+    :data:`MAX_CONSENT_STALENESS_S` (a pause longer than the consumer's poll interval would
+    hand the partitions to another instance). Only on a corridor with purposes."""
+    key = "consent_staleness_seconds"
+    if key not in view.data:
+        return DEFAULT_CONSENT_STALENESS_S
+    value = view.data[key]
+    if "purposes" not in view.data:
+        problems.add(view.key_line(key), view.child(key),
+                     "consent_staleness_seconds bounds the consent view of a corridor with "
+                     "purposes: declare purposes: or remove it")
+    elif (not isinstance(value, int) or isinstance(value, bool)
+          or not 1 <= value <= MAX_CONSENT_STALENESS_S):
+        problems.add(view.value_line(key), view.child(key),
+                     f"expected whole seconds from 1 to {MAX_CONSENT_STALENESS_S}, got "
+                     f"{describe(value)}")
+    else:
+        return value
+    return DEFAULT_CONSENT_STALENESS_S
 
 
 def _erasable_list(view: MapView | None, problems: Problems) -> list[tuple[str, int | None, str]]:
