@@ -110,7 +110,7 @@ def test_broker_sigkilled_and_restarted_mid_stream(zones, tmp_path, zone, role):
 
 
 @needs_launcher
-@pytest.mark.parametrize("outage_s", variants(30, 60))
+@pytest.mark.parametrize("outage_s", variants(15, 60))
 def test_destination_down_loses_and_duplicates_nothing(zones, tmp_path, outage_s):
     admin = zones.credentials.admin
     total = 40_000

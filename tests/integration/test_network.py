@@ -158,7 +158,7 @@ def _link_down(stream: Stream, link: Link, seconds: float) -> dict:
 
 
 FAULTS = {
-    "reset": (_resets, 6, 20),
+    "reset": (_resets, 3, 20),
     "delay": (_delay, 2, 5),
     "drop": (_drop, 15.0, 45.0),
     "link_down": (_link_down, 15.0, 60.0),
