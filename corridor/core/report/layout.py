@@ -202,6 +202,9 @@ def _entry_blocks(e: dict[str, Any]) -> list[Block]:
         ("purpose", _n(e["purpose"])),
         ("legal basis", e["legal_basis"]),
         ("retention", "-" if e["retention_days"] is None else f"{e['retention_days']} days"),
+        ("consent required", "-" if e["consent"] is None else
+         f"{', '.join(e['consent']['purposes'])} (the processor's view of it at most "
+         f"{e['consent']['staleness_seconds']} s old)"),
     ]
     if i is None:
         rows.append(("instrument", "none"))
@@ -215,7 +218,11 @@ def _entry_blocks(e: dict[str, Any]) -> list[Block]:
         blocks.append(Table(("field class", "fields"),
                             [(k, ", ".join(v) or "-") for k, v in d["categories"].items()]))
         safeguards: list[tuple[str, ...]] = [("record key", f"class {d['key']['class']}, {d['key']['treatment']}")]
-        safeguards += sorted(d["safeguards"].items())
+        if d["subject"]:
+            safeguards.append(("data subject", f"named by {d['subject']} (keyed HMAC, never "
+                                               "leaves the exporter)"))
+        safeguards += sorted((p, f"{t}, erasable per subject" if p in d["erasable"] else t)
+                             for p, t in d["safeguards"].items())
         safeguards += [(p, "none: crosses as it is") for p in d["unprotected"]]
         blocks.append(Table(("field", "safeguard"), safeguards))
     return blocks

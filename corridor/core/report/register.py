@@ -12,7 +12,9 @@ the corridor topics there), the purpose and retention (from the instrument), the
 basis, the instrument, and per dataset the categories of data by field class (the
 schema's top-level fields and every listed path, each with its class; an unlisted field
 is internal), the record key's class and treatment, and the safeguard of each
-transformed field. ``unprotected`` lists personal fields that cross as they are (no
+transformed field (an ``erasable`` one: under a per-subject key), the dataset's subject
+field, and the consent the corridor requires (its purposes and the consent view's bound).
+``unprotected`` lists personal fields that cross as they are (no
 transform on them nor on an enclosing record): lawful when the instrument covers them,
 and worth a reader's eye.
 """
@@ -47,6 +49,8 @@ class DatasetEntry:
     key_treatment: str
     safeguards: dict[str, str]  # field path -> transform
     unprotected: tuple[str, ...]
+    subject: str | None = None  # the field naming the data subject
+    erasable: tuple[str, ...] = ()  # fields under a per-subject key
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class Entry:
     instrument: Instrument | None
     instrument_state: InstrumentState | None
     datasets: tuple[DatasetEntry, ...]
+    purposes: tuple[str, ...] = ()  # the consent a record's subject must have given
+    consent_staleness_s: int | None = None  # the consent view's bound (with purposes)
 
     @property
     def purpose(self) -> str | None:
@@ -85,7 +91,8 @@ def _entry(config: Config, c: Corridor, today: dt.date) -> Entry:
         c.name, origin.name, origin.jurisdiction, dest.name, dest.jurisdiction,
         (analytics_principal(dest.name),), c.legal_basis, instrument,
         instrument_state(instrument, today) if instrument else None,
-        tuple(_dataset_entry(config.datasets[d], c) for d in c.datasets))
+        tuple(_dataset_entry(config.datasets[d], c) for d in c.datasets),
+        c.purposes, c.consent_staleness_s if c.purposes else None)
 
 
 def _dataset_entry(dataset: Dataset, c: Corridor) -> DatasetEntry:
@@ -98,7 +105,8 @@ def _dataset_entry(dataset: Dataset, c: Corridor) -> DatasetEntry:
     return DatasetEntry(
         dataset.name, categories, dataset.key_class.value, c.key_treatment(dataset.name).value,
         {p: t.value for p, t in transforms.items()},
-        tuple(p for p in personal if _covering(p, transforms) is None))
+        tuple(p for p in personal if _covering(p, transforms) is None),
+        dataset.subject, tuple(sorted(c.erasable.get(dataset.name, ()))))
 
 
 def _covering(path: str, transforms: Mapping[str, Transform]) -> Transform | None:
@@ -128,6 +136,8 @@ def _entry_doc(e: Entry) -> dict[str, Any]:
                       "principals": list(e.recipients)},
         "purpose": e.purpose, "retention_days": e.retention_days,
         "legal_basis": e.legal_basis,
+        "consent": None if not e.purposes else {
+            "purposes": list(e.purposes), "staleness_seconds": e.consent_staleness_s},
         "instrument": None if i is None else {
             "id": i.id, "kind": i.kind, "reference": i.reference, "parties": list(i.parties),
             "signed": i.signed.isoformat(), "expires": i.expires.isoformat(),
@@ -136,5 +146,6 @@ def _entry_doc(e: Entry) -> dict[str, Any]:
             "dataset": d.name, "categories": {k: list(v) for k, v in d.categories.items()},
             "key": {"class": d.key_class, "treatment": d.key_treatment},
             "safeguards": dict(d.safeguards), "unprotected": list(d.unprotected),
+            "subject": d.subject, "erasable": list(d.erasable),
         } for d in e.datasets],
     }
