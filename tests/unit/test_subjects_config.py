@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from corridor.core.config import Config, OnReach, Thresholds, load_config
+from corridor.core.config import OnReach, Thresholds
 from corridor.core.crypto import FieldCipher
-from corridor.core.errors import ConfigError, ConfigErrors
+from corridor.core.errors import ConfigErrors
 from corridor.core.plan import build_plan
+from tests.unit.config_fixtures import SHIP, CorridorFile, only_error
 from tests.unit.plan_fixtures import SECRET, data_key
-
-REPO = Path(__file__).resolve().parents[2]
-SHIP = REPO / "schemas" / "trade" / "shipment.avsc"
 
 # Line numbers of BASE are asserted below: keep its layout.
 BASE = f"""\
@@ -49,25 +47,8 @@ corridors:
       national_id: drop
 """
 THRESHOLDS_LINE, SUBJECT_LINE, DATASETS_LINE, PURPOSES_LINE, ERASABLE_LINE = 5, 10, 21, 23, 24
-
-
-def edit(old: str, new: str, text: str = BASE) -> str:
-    assert text.count(old) == 1, old
-    return text.replace(old, new)
-
-
-def load(tmp_path: Path, text: str = BASE) -> Config:
-    path = tmp_path / "corridors.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_config(path)
-
-
-def only_error(tmp_path: Path, text: str) -> ConfigError:
-    with pytest.raises(ConfigErrors) as info:
-        load(tmp_path, text)
-    errors = info.value.errors
-    assert len(errors) == 1, [e.render() for e in errors]
-    return errors[0]
+BASE_FILE = CorridorFile(BASE)
+edit, load = BASE_FILE.edit, BASE_FILE.load
 
 
 def test_the_settings_load_and_the_plan_carries_them(tmp_path: Path) -> None:
