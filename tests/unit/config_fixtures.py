@@ -1,7 +1,8 @@
-"""Scaffolding for the tests that write a corridor file: its usual head (the zones, then the
-trade.shipment dataset down to its schema line), writing and loading a text, the errors a bad
-one is refused with, and edits of a test module's base text. It owns no whole corridor file:
-plan_fixtures holds the plan tests' one, each config test module its own ``BASE``."""
+"""Scaffolding for the tests that write a corridor file: its usual pieces (the zones and the
+trade.shipment dataset down to its schema line; the start of corridor hk-eu), writing and
+loading a text, the errors a bad one is refused with, and edits of a test module's base text.
+It owns no whole corridor file: plan_fixtures holds the plan tests' one, each config test
+module its own ``BASE``."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def head(*zones: str) -> str:
 
 # Six lines: zones on lines 1-3 (hk on 2, eu on 3), trade.shipment's schema on line 6.
 HEAD = head()
+
+# The corridors section down to corridor hk-eu's legal basis (six lines): hk -> eu carrying
+# trade.shipment under DEPA. The corridor's other keys follow, indented four spaces.
+HK_EU = """\
+corridors:
+  hk-eu:
+    from: hk
+    to: eu
+    datasets: [trade.shipment]
+    legal_basis: DEPA
+"""
 
 
 def line_of(text: str, line: str) -> int:

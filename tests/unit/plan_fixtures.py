@@ -8,8 +8,8 @@ from corridor.core.config import Config
 from corridor.core.crypto import DataKey, FieldCipher, new_data_key
 from corridor.core.model import Lineage, RawMessage
 from corridor.core.plan import CorridorPlan, build_plan
+from tests.unit.config_fixtures import HK_EU, head, load_text
 from tests.unit.config_fixtures import SHIP as SHIP  # the plan tests import it from here
-from tests.unit.config_fixtures import head, load_text
 
 SECRET = b"test pseudonym secret, fixed...."
 
@@ -21,12 +21,7 @@ CONFIG = head("hk", "eu", "asean") + """\
       hs_code: public
     record_class: {field: category, important_when: "category in ['strategic', 'dual_use']"}
     validate: ["declared_value >= 0"]
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+""" + HK_EU + """\
     admit: [normal]
     withhold: "consent == false or category == 'strategic'"
     transform:

@@ -12,6 +12,7 @@ from corridor.core.config import FieldClass, RecordKind, Transform, WireFormat, 
 from corridor.core.errors import ConfigErrors
 from tests.unit.config_fixtures import (
     HEAD,
+    HK_EU,
     REPO,
     SHIP,
     CorridorFile,
@@ -24,19 +25,14 @@ from tests.unit.config_fixtures import (
 ORDER = REPO / "schemas" / "ecommerce" / "order.avsc"
 PLAY = REPO / "schemas" / "media" / "playback.avsc"
 
-# Line numbers of BASE are asserted below: keep its layout (HEAD is its first six lines).
+# Line numbers of BASE are asserted below: keep its layout (HEAD is lines 1-6, HK_EU 12-17).
 BASE = HEAD + """\
     fields:
       contact_name: personal
       national_id: sensitive
       hs_code: public
     record_class: {field: category, important_when: "category == 'strategic'"}
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+""" + HK_EU + """\
     format: avro
     withhold: "consent == false"
     transform:

@@ -38,7 +38,7 @@ from corridor.core.subjects import LedgerEntry, LedgerState, subject_id, subject
 from corridor.dev.sample import encode, generate_rows
 from corridor.processor.subject_keys import Stopped, SubjectKeyKeeper
 from corridor.sdk.decrypt import decrypt_rows, encrypted_fields
-from tests.unit.config_fixtures import HEAD, load_text
+from tests.unit.config_fixtures import HEAD, HK_EU, load_text
 from tests.unit.plan_fixtures import data_key, messages
 
 CORRIDOR, DATASET, FIELD = "hk-eu", "trade.shipment", "contact_email"
@@ -49,12 +49,7 @@ S, T = "S-1", "T-2"
 CONFIG = HEAD + """\
     subject: national_id
     fields: {contact_name: personal, contact_email: personal, national_id: sensitive}
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+""" + HK_EU + """\
     transform: {national_id: drop, contact_email: encrypt, contact_name: mask}
     erasable: [contact_email]
 """

@@ -18,7 +18,7 @@ from corridor.core.policy.key import KEY_FIELD, allowed_headers, key_column, out
 from corridor.core.policy.transform import TransformContext
 from corridor.core.policy.values import pseudonym
 from corridor.dev.sample import encode, generate_rows
-from tests.unit.config_fixtures import HEAD, load_text
+from tests.unit.config_fixtures import HEAD, HK_EU, load_text
 from tests.unit.plan_fixtures import CONFIG, SECRET, data_key
 
 DATASET = "trade.shipment"
@@ -158,12 +158,7 @@ def test_arrow_rows_without_headers_allowed_have_no_headers_column(tmp_path: Pat
 BASE = HEAD + """\
     fields: {national_id: sensitive}
 KEYCLASS
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+""" + HK_EU + """\
     transform: {national_id: drop}
 TREATMENT
 """

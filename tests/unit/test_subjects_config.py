@@ -12,10 +12,10 @@ from corridor.core.config import OnReach, Thresholds
 from corridor.core.crypto import FieldCipher
 from corridor.core.errors import ConfigErrors
 from corridor.core.plan import build_plan
-from tests.unit.config_fixtures import SHIP, CorridorFile, only_error
+from tests.unit.config_fixtures import HK_EU, SHIP, CorridorFile, line_of, only_error
 from tests.unit.plan_fixtures import SECRET, data_key
 
-# Line numbers of BASE are asserted below: keep its layout.
+# Lines of BASE are asserted below, found by their text.
 BASE = f"""\
 zones:
   hk:
@@ -33,12 +33,7 @@ datasets:
       national_id: sensitive
       hs_code: public
       declared_value: personal
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+""" + HK_EU + """\
     purposes: [order-fulfilment, customs]
     erasable: [contact_email]
     transform:
@@ -46,7 +41,11 @@ corridors:
       contact_name: pseudonymize
       national_id: drop
 """
-THRESHOLDS_LINE, SUBJECT_LINE, DATASETS_LINE, PURPOSES_LINE, ERASABLE_LINE = 5, 10, 21, 23, 24
+THRESHOLDS_LINE, SUBJECT_LINE, DATASETS_LINE, PURPOSES_LINE, ERASABLE_LINE = (
+    line_of(BASE, line) for line in (
+        "thresholds: {personal: 100, sensitive: 10, on_reach: withhold-new-subjects}",
+        "subject: contact_email", "datasets: [trade.shipment]",
+        "purposes: [order-fulfilment, customs]", "erasable: [contact_email]"))
 BASE_FILE = CorridorFile(BASE)
 edit, load = BASE_FILE.edit, BASE_FILE.load
 
@@ -199,7 +198,8 @@ def test_erasable_per_dataset_adds_to_the_corridors(tmp_path: Path) -> None:
     assert corridor.erasable["trade.shipment"] == {"contact_email", "national_id"}
     bad = edit("{erasable: [national_id]}", "{erasable: [nope]}", text)
     error = only_error(tmp_path, bad)
-    assert (error.field, error.line) == ("corridors.hk-eu.datasets.trade.shipment.erasable", 22)
+    assert (error.field, error.line) == ("corridors.hk-eu.datasets.trade.shipment.erasable",
+                                         DATASETS_LINE + 1)
     assert "field 'nope' is not in dataset trade.shipment" in error.message
 
 
