@@ -29,24 +29,14 @@ from typing import Any
 from connectors.debezium.config import properties_text
 from connectors.errors import ConnectError
 from connectors.resources import peak_rss_mib
+from corridor.kafka.log4j import log4j2_properties
 
 HEAP = ("-Xms128m", "-Xmx512m")
 JVM_FLAGS = ("-XX:+UseSerialGC", "-XX:MaxMetaspaceSize=192m", "-Djava.awt.headless=true")
 MAIN = "org.apache.kafka.connect.cli.ConnectStandalone"
 PID_FILE, LOG_FILE, CONSOLE_FILE = "worker.pid", "worker.log", "console.log"
 STOP_TIMEOUT_S = 30.0
-LOG4J2 = """\
-status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-logger.reflections.name = org.reflections
-logger.reflections.level = ERROR
-"""
+QUIET_LOGGERS = ("org.reflections",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +94,8 @@ class ConnectWorker:
         self.folder.mkdir(parents=True, exist_ok=True)
         write_private(self.folder / "worker.properties", properties_text(worker))
         write_private(self.folder / "connector.properties", properties_text(connector))
-        (self.folder / "log4j2.properties").write_text(LOG4J2.format(log=self.log_path))
+        (self.folder / "log4j2.properties").write_text(
+            log4j2_properties(self.log_path, QUIET_LOGGERS))
         cmd = [java, *HEAP, *JVM_FLAGS, f"-Dcorridor.connect={self.folder}",
                f"-Dlog4j2.configurationFile={self.folder / 'log4j2.properties'}",
                "-cp", f"{self.libs}/*", MAIN, str(self.folder / "worker.properties"),

@@ -8,13 +8,10 @@ batch, then stop" (a second signal exits at once: the open transaction aborts).
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import click
@@ -31,6 +28,7 @@ from connectors.source.loader import FileLoader, FileReport, SourceJob
 from connectors.source.rejects import RejectsFile, write_summary
 from corridor import log as corridor_log
 from corridor.commands.options import config_option, emit_json, output_option, table
+from corridor.commands.run import install_signals
 from corridor.core.config import Config, load_config
 from corridor.core.errors import ConfigError
 from corridor.core.topics import corridor_topic
@@ -363,14 +361,7 @@ def _principal(name: str | None, preferred: str | None) -> Principal:
 
 def _stop_on_signals() -> threading.Event:
     stop = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            os._exit(128 + signum)  # second signal: at once; the open transaction aborts
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    install_signals(stop)
     return stop
 
 

@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 TEMPLATE = """\
 zones:
-  {origin}: {{bootstrap: "{ob}", jurisdiction: HK, keys: {{provider: local, path: "{keys}"}}}}
-  {dest}: {{bootstrap: "{db}", jurisdiction: EU, keys: {dest_keys}}}
+  {origin}: {{bootstrap: "{ob}", jurisdiction: HK, keys: {{provider: local, path: "{keys}"}}{oreg}}}
+  {dest}: {{bootstrap: "{db}", jurisdiction: EU, keys: {dest_keys}{dreg}}}
 datasets:
   trade.shipment:
     schema: {repo}/schemas/trade/shipment.avsc
@@ -35,9 +35,11 @@ corridors:
     datasets: [trade.shipment]
     legal_basis: TEST-BASIS
     format: {fmt}
-    withhold: "consent == false"
-    transform: {{national_id: drop, contact_email: encrypt}}
+{wire}    withhold: "consent == false"
+    transform: {transform}
 """
+TRANSFORM = "{national_id: drop, contact_email: encrypt}"
+PSEUDONYMIZED = "{national_id: drop, contact_email: encrypt, contact_name: pseudonymize}"
 
 
 @dataclass
@@ -54,16 +56,22 @@ class CorridorEnv:
         return self.config.corridors[self.name]
 
 
-def make_corridor(zones, tmp_path: Path, fmt: str = "avro",
-                  dest_keys: str | None = None) -> CorridorEnv:
+def make_corridor(zones, tmp_path: Path, fmt: str = "avro", dest_keys: str | None = None, *,
+                  registries: tuple[str | None, str | None] = (None, None),
+                  wire: str | None = None, transform: str = TRANSFORM) -> CorridorEnv:
     """``dest_keys``: the destination zone's ``keys:`` mapping in YAML flow style
-    (default: the local kek_provider in ``tmp_path/keys``, shared with the origin)."""
+    (default: the local kek_provider in ``tmp_path/keys``, shared with the origin).
+    ``registries``: the origin's and the destination's schema registry URL (none by
+    default); ``wire``: the corridor's ``wire:`` (none by default); ``transform``: its
+    ``transform:`` mapping in flow style (``PSEUDONYMIZED`` pseudonymizes contact_name too)."""
     tag = uuid.uuid4().hex[:8]
     origin, dest, name = f"o{tag}", f"d{tag}", f"c{tag}"
     keys = tmp_path / "keys"
     dest_keys = dest_keys or f'{{provider: local, path: "{keys}"}}'
+    oreg, dreg = (f', schema_registry: {{url: "{url}"}}' if url else "" for url in registries)
     text = TEMPLATE.format(origin=origin, dest=dest, name=name, fmt=fmt, keys=keys, repo=REPO,
-                           dest_keys=dest_keys,
+                           dest_keys=dest_keys, oreg=oreg, dreg=dreg,
+                           wire=f"    wire: {wire}\n" if wire else "", transform=transform,
                            ob=zones.endpoint("hk").bootstrap, db=zones.endpoint("eu").bootstrap)
     path = tmp_path / "corridors.yaml"
     path.write_text(text)

@@ -33,7 +33,6 @@ from corridor.core.audit import (
     content_hash,
     encode_checkpoint,
     encode_event,
-    next_event,
     sign_checkpoint,
 )
 from corridor.core.errors import KafkaUnavailable
@@ -44,6 +43,7 @@ from corridor.kafka.evidence import read_log
 from corridor.kafka.io import PlainProducer
 from corridor.keys.signing import init_signing_key, load_signing_key
 from corridor.processor.resolve import zone_endpoint
+from tests.unit.audit_fixtures import chains
 
 from .corridor_env import REPO, CorridorEnv, drop_topics, make_corridor
 from .denials import Denial, record_denials
@@ -53,7 +53,6 @@ from .test_acl import _consume_error, _deny, _metadata_error, _private_credentia
 pytestmark = pytest.mark.integration
 
 EVENTS_PER_CHAIN = 8
-TS = 1_700_000_000_000
 
 
 class Audit:
@@ -78,22 +77,17 @@ class Audit:
         return done.returncode, json.loads(done.stdout)
 
 
+def _batch(i: int) -> BatchSummary:
+    return BatchSummary(None, "TEST-BASIS", "policyhash", 500 * i, 500 * i + 499,
+                        outcomes={"delivered": 480, "withheld": 20},
+                        protections={"encrypted": ("contact_email",)})
+
+
 def _chains(cenv: CorridorEnv, key) -> tuple[list[AuditEvent], list[Checkpoint]]:
     """Two chains (source partitions 0 and 1), interleaved as a processor commits them,
     and a checkpoint of each chain after every second event."""
-    source = topics.outbound(cenv.origin, "trade.shipment")
-    states = [ChainState.start(cenv.name, source, p) for p in (0, 1)]
-    events, cps = [], []
-    for i in range(EVENTS_PER_CHAIN):
-        for p, state in enumerate(states):
-            summary = BatchSummary(None, "TEST-BASIS", "policyhash", 500 * i, 500 * i + 499,
-                                   outcomes={"delivered": 480, "withheld": 20},
-                                   protections={"encrypted": ("contact_email",)})
-            event, states[p] = next_event(state, summary, TS + i)
-            events.append(event)
-            if i % 2 == 1:
-                cps.append(sign_checkpoint(key, states[p], TS + i))
-    return events, cps
+    return chains(cenv.name, topics.outbound(cenv.origin, "trade.shipment"), key,
+                  EVENTS_PER_CHAIN, _batch, (0, 1))
 
 
 def _produce(zones, zone: str, topic: str, values: list[bytes]) -> None:

@@ -37,6 +37,7 @@ from corridor.kafka.io import read_to_end, watermarks
 from corridor.keys.local import LocalKekProvider
 from corridor.processor.resolve import zone_endpoint
 
+from .chaos_env import corridor
 from .corridor_env import REPO, drop_topics, make_corridor
 from .processor_env import DATASET, wait_until
 
@@ -102,14 +103,9 @@ class Run:
 
 @pytest.fixture
 def env(zones, tmp_path):
-    from corridor.commands.provision import provision_topics
-
-    env = make_corridor(zones, tmp_path)
-    provision_topics(str(env.path), 3)
-    LocalKekProvider(env.keys).init(env.dest)
-    yield env
-    drop_topics(zones, env)
-    kadmin.delete_topics(zones.admin("hk"), [progress_topic(env.origin)])
+    with corridor(zones, tmp_path) as env:
+        yield env
+        kadmin.delete_topics(zones.admin("hk"), [progress_topic(env.origin)])
 
 
 # --- sources -------------------------------------------------------------------------------

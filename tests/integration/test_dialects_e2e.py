@@ -22,7 +22,6 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from corridor.core import topics
-from corridor.core.config import load_config
 from corridor.core.wire import REASON, confluent_frame, registry_subject
 from corridor.dev.chaos.proxy import FaultProxy
 from corridor.dev.sample import generate_rows
@@ -35,40 +34,12 @@ from corridor.zones import local
 from corridor.zones.launcher import default_specs
 from corridor.zones.registry import registry_port, registry_url
 
-from .corridor_env import REPO, CorridorEnv, drop_topics
+from .corridor_env import PSEUDONYMIZED, CorridorEnv, drop_topics, make_corridor
 from .processor_env import DATASET, Processor, committed, source_end, verify, wait_until
 
 pytestmark = pytest.mark.integration
 
 HK, EU = default_specs(["hk", "eu"])
-TEMPLATE = """\
-zones:
-  {origin}:
-    bootstrap: "{ob}"
-    jurisdiction: HK
-    keys: {{provider: local, path: "{keys}"}}
-    schema_registry: {{url: "{oreg}"}}
-  {dest}:
-    bootstrap: "{db}"
-    jurisdiction: EU
-    keys: {{provider: local, path: "{keys}"}}
-    schema_registry: {{url: "{dreg}"}}
-datasets:
-  trade.shipment:
-    schema: {repo}/schemas/trade/shipment.avsc
-    fields: {{contact_name: personal, contact_email: personal, national_id: sensitive,
-              category: public}}
-    validate: ["declared_value >= 0"]
-corridors:
-  {name}:
-    from: {origin}
-    to: {dest}
-    datasets: [trade.shipment]
-    legal_basis: TEST-BASIS
-    wire: confluent
-    withhold: "consent == false"
-    transform: {{national_id: drop, contact_email: encrypt, contact_name: pseudonymize}}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +53,11 @@ def registries() -> Iterator[None]:
 
 
 def _corridor(zones: Any, tmp_path: Path, origin_registry: str | None = None) -> CorridorEnv:
-    tag = uuid.uuid4().hex[:8]
-    origin, dest, name = f"o{tag}", f"d{tag}", f"c{tag}"
-    keys = tmp_path / "keys"
-    text = TEMPLATE.format(origin=origin, dest=dest, name=name, keys=keys, repo=REPO,
-                           ob=zones.endpoint("hk").bootstrap, db=zones.endpoint("eu").bootstrap,
-                           oreg=origin_registry or registry_url(HK), dreg=registry_url(EU))
-    path = tmp_path / "corridors.yaml"
-    path.write_text(text)
-    return CorridorEnv(path, load_config(path), name, origin, dest, keys)
+    """A ``wire: confluent`` corridor between zones with registries (the origin's may be
+    *origin_registry*, a proxy in front of hk's)."""
+    return make_corridor(zones, tmp_path,
+                         registries=(origin_registry or registry_url(HK), registry_url(EU)),
+                         wire="confluent", transform=PSEUDONYMIZED)
 
 
 @pytest.fixture

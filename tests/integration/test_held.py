@@ -19,7 +19,6 @@ import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from corridor.core import topics
-from corridor.core.config import load_config
 from corridor.core.wire import LINEAGE, REASON, RELEASED, confluent_frame, registry_subject
 from corridor.dev.sample import encode, generate_rows
 from corridor.kafka.io import PlainProducer, read_to_end
@@ -31,35 +30,13 @@ from corridor.zones.launcher import default_specs
 from corridor.zones.registry import registry_url
 from tests.unit.avro_samples import body
 
-from .corridor_env import REPO, CorridorEnv, drop_topics
+from .corridor_env import PSEUDONYMIZED, REPO, CorridorEnv, drop_topics, make_corridor
 from .processor_env import DATASET, Processor, committed, source_end, wait_until
 
 pytestmark = pytest.mark.integration
 
 HK, = default_specs(["hk"])
 HELD = 20
-TEMPLATE = """\
-zones:
-  {origin}:
-    bootstrap: "{ob}"
-    jurisdiction: HK
-    keys: {{provider: local, path: "{keys}"}}
-    schema_registry: {{url: "{oreg}"}}
-  {dest}: {{bootstrap: "{db}", jurisdiction: EU, keys: {{provider: local, path: "{keys}"}}}}
-datasets:
-  trade.shipment:
-    schema: {repo}/schemas/trade/shipment.avsc
-    fields: {{contact_name: personal, contact_email: personal, national_id: sensitive,
-              category: public}}
-corridors:
-  {name}:
-    from: {origin}
-    to: {dest}
-    datasets: [trade.shipment]
-    legal_basis: TEST-BASIS
-    withhold: "consent == false"
-    transform: {{national_id: drop, contact_email: encrypt, contact_name: pseudonymize}}
-"""
 
 
 @pytest.fixture
@@ -67,16 +44,10 @@ def env(zones: Any, tmp_path: Path) -> Iterator[CorridorEnv]:
     from corridor.commands.provision import provision_topics
 
     started = local.registries().up([HK], print)  # adopted when it runs
-    tag = uuid.uuid4().hex[:8]
-    origin, dest, name = f"o{tag}", f"d{tag}", f"c{tag}"
-    keys = tmp_path / "keys"
-    path = tmp_path / "corridors.yaml"
-    path.write_text(TEMPLATE.format(origin=origin, dest=dest, name=name, keys=keys, repo=REPO,
-                                    ob=zones.endpoint("hk").bootstrap, oreg=registry_url(HK),
-                                    db=zones.endpoint("eu").bootstrap))
-    made = CorridorEnv(path, load_config(path), name, origin, dest, keys)
-    provision_topics(str(path), 3)
-    LocalKekProvider(keys).init(dest)
+    made = make_corridor(zones, tmp_path, registries=(registry_url(HK), None),
+                         transform=PSEUDONYMIZED)
+    provision_topics(str(made.path), 3)
+    LocalKekProvider(made.keys).init(made.dest)
     yield made
     drop_topics(zones, made)
     if started:

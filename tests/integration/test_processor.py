@@ -10,10 +10,9 @@ import pytest
 
 from corridor.core import topics
 from corridor.kafka.io import read_to_end
-from corridor.keys.local import LocalKekProvider
 from corridor.processor.resolve import zone_endpoint
 
-from .corridor_env import drop_topics, make_corridor
+from .chaos_env import corridor
 from .processor_env import (
     DATASET,
     Processor,
@@ -28,13 +27,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def env(zones, tmp_path):
-    from corridor.commands.provision import provision_topics
-
-    env = make_corridor(zones, tmp_path)
-    provision_topics(str(env.path), 3)
-    LocalKekProvider(env.keys).init(env.dest)
-    yield env
-    drop_topics(zones, env)
+    with corridor(zones, tmp_path) as env:
+        yield env
 
 
 def _assert_exactly_once(report, expected_source: int) -> None:

@@ -11,9 +11,8 @@ import sys
 
 import pytest
 
-from corridor.keys.local import LocalKekProvider
-
-from .corridor_env import REPO, drop_topics, make_corridor
+from .chaos_env import corridor
+from .corridor_env import REPO
 from .processor_env import Processor, committed, produce, source_end, wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,13 +28,8 @@ def _status(env, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
 
 @pytest.fixture
 def env(zones, tmp_path):
-    from corridor.commands.provision import provision_topics
-
-    env = make_corridor(zones, tmp_path)
-    provision_topics(str(env.path), 3)
-    LocalKekProvider(env.keys).init(env.dest)
-    yield env
-    drop_topics(zones, env)
+    with corridor(zones, tmp_path) as env:
+        yield env
 
 
 def test_status_reports_a_stalled_corridor_and_a_caught_up_one(zones, env, tmp_path):

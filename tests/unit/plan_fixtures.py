@@ -4,36 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corridor.core.config import Config, load_config
+from corridor.core.config import Config
 from corridor.core.crypto import DataKey, FieldCipher, new_data_key
 from corridor.core.model import Lineage, RawMessage
 from corridor.core.plan import CorridorPlan, build_plan
+from tests.unit.config_fixtures import HK_EU, head, load_text
+from tests.unit.config_fixtures import SHIP as SHIP  # the plan tests import it from here
 
-REPO = Path(__file__).resolve().parents[2]
-SHIP = REPO / "schemas" / "trade" / "shipment.avsc"
 SECRET = b"test pseudonym secret, fixed...."
 
-CONFIG = f"""\
-zones:
-  hk: {{bootstrap: 127.0.0.1:19092, jurisdiction: HK}}
-  eu: {{bootstrap: 127.0.0.1:29092, jurisdiction: EU}}
-  asean: {{bootstrap: 127.0.0.1:31092, jurisdiction: SG}}
-datasets:
-  trade.shipment:
-    schema: {SHIP}
+CONFIG = head("hk", "eu", "asean") + """\
     fields:
       contact_name: personal
       contact_email: personal
       national_id: sensitive
       hs_code: public
-    record_class: {{field: category, important_when: "category in ['strategic', 'dual_use']"}}
+    record_class: {field: category, important_when: "category in ['strategic', 'dual_use']"}
     validate: ["declared_value >= 0"]
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+""" + HK_EU + """\
     admit: [normal]
     withhold: "consent == false or category == 'strategic'"
     transform:
@@ -58,9 +46,7 @@ corridors:
 
 
 def load(tmp_path: Path) -> Config:
-    path = tmp_path / "corridors.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
-    return load_config(path)
+    return load_text(tmp_path, CONFIG)
 
 
 def data_key(corridor: str, seed: int = 7) -> DataKey:

@@ -41,6 +41,7 @@ from corridor.keys.signing import (
 )
 from corridor.processor.resolve import acting_principal
 from corridor.zones.credentials import load_or_create_credentials
+from tests.unit.audit_fixtures import TS, chains
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -50,19 +51,16 @@ SOURCE = "hk.outbound.trade.shipment"
 DESTS = {"hk-eu": "eu", "hk-sg": "asean"}
 
 
+def batch(i: int) -> BatchSummary:
+    """The summary of a chain's batch *i*: 100 records, all delivered."""
+    return BatchSummary("hk-eu-rmc", "PDPO", "0123abcd", 100 * i, 100 * i + 99,
+                        outcomes={"delivered": 100})
+
+
 def build(n: int = 6, corridor: str = "hk-eu", partition: int = 0,
           key: Ed25519PrivateKey = KEY) -> tuple[list[AuditEvent], list[Checkpoint]]:
     """A chain of *n* events and a checkpoint after every second one."""
-    state = ChainState.start(corridor, SOURCE, partition)
-    events, cps = [], []
-    for i in range(n):
-        summary = BatchSummary("hk-eu-rmc", "PDPO", "0123abcd", 100 * i, 100 * i + 99,
-                               outcomes={"delivered": 100})
-        event, state = next_event(state, summary, 1_700_000_000_000 + i)
-        events.append(event)
-        if i % 2 == 1:
-            cps.append(sign_checkpoint(key, state, 1_700_000_000_000 + i))
-    return events, cps
+    return chains(corridor, SOURCE, key, n, batch, (partition,))
 
 
 def logged(topic: str, values: Sequence[bytes | None]) -> list[Logged]:
@@ -71,10 +69,8 @@ def logged(topic: str, values: Sequence[bytes | None]) -> list[Logged]:
 
 def two_chains() -> tuple[list[bytes], list[bytes]]:
     """Two chains of one corridor, their events interleaved as on the topic."""
-    (e0, c0), (e1, c1) = build(partition=0), build(partition=1)
-    events = [encode_event(e) for pair in zip(e0, e1, strict=True) for e in pair]
-    cps = [encode_checkpoint(c) for pair in zip(c0, c1, strict=True) for c in pair]
-    return events, cps
+    events, cps = chains("hk-eu", SOURCE, KEY, 6, batch, (0, 1))
+    return [encode_event(e) for e in events], [encode_checkpoint(c) for c in cps]
 
 
 def check(events: Sequence[bytes | None], cps: Sequence[bytes | None],
@@ -166,7 +162,7 @@ def test_a_history_rewritten_with_the_zone_key_is_caught_by_the_copy() -> None:
     for i in range(6):
         summary = BatchSummary("hk-eu-rmc", "PDPO", "0123abcd", 100 * i, 100 * i + 99,
                                outcomes={"delivered": 50, "withheld": 50})
-        event, state = next_event(state, summary, 1_700_000_000_000 + i)
+        event, state = next_event(state, summary, TS + i)
         rewritten.append(encode_event(event))
         if i % 2 == 1:
             resigned.append(encode_checkpoint(sign_checkpoint(KEY, state, 1)))

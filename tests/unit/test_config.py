@@ -8,66 +8,38 @@ import pytest
 from click.testing import CliRunner
 
 from corridor.commands.validate import validate
-from corridor.core.config import Config, FieldClass, RecordKind, Transform, WireFormat, load_config
-from corridor.core.errors import ConfigError, ConfigErrors
+from corridor.core.config import FieldClass, RecordKind, Transform, WireFormat, load_config
+from corridor.core.errors import ConfigErrors
+from tests.unit.config_fixtures import (
+    HEAD,
+    HK_EU,
+    REPO,
+    SHIP,
+    CorridorFile,
+    errors_of,
+    load_text,
+    only_error,
+    write,
+)
 
-REPO = Path(__file__).resolve().parents[2]
-SHIP = REPO / "schemas" / "trade" / "shipment.avsc"
 ORDER = REPO / "schemas" / "ecommerce" / "order.avsc"
 PLAY = REPO / "schemas" / "media" / "playback.avsc"
 
-# Line numbers of BASE are asserted below: keep its layout.
-BASE = f"""\
-zones:
-  hk: {{bootstrap: 127.0.0.1:19092, jurisdiction: HK}}
-  eu: {{bootstrap: 127.0.0.1:29092, jurisdiction: EU}}
-datasets:
-  trade.shipment:
-    schema: {SHIP}
+# Line numbers of BASE are asserted below: keep its layout (HEAD is lines 1-6, HK_EU 12-17).
+BASE = HEAD + """\
     fields:
       contact_name: personal
       national_id: sensitive
       hs_code: public
-    record_class: {{field: category, important_when: "category == 'strategic'"}}
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+    record_class: {field: category, important_when: "category == 'strategic'"}
+""" + HK_EU + """\
     format: avro
     withhold: "consent == false"
     transform:
       contact_name: pseudonymize
       national_id: drop
 """
-
-
-def write(tmp_path: Path, text: str, name: str = "corridors.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def load_text(tmp_path: Path, text: str) -> Config:
-    return load_config(write(tmp_path, text))
-
-
-def errors_of(tmp_path: Path, text: str) -> list[ConfigError]:
-    with pytest.raises(ConfigErrors) as info:
-        load_text(tmp_path, text)
-    return info.value.errors
-
-
-def only_error(tmp_path: Path, text: str) -> ConfigError:
-    errors = errors_of(tmp_path, text)
-    assert len(errors) == 1, [e.render() for e in errors]
-    return errors[0]
-
-
-def edit(old: str, new: str, text: str = BASE) -> str:
-    assert text.count(old) == 1, old
-    return text.replace(old, new)
+edit = CorridorFile(BASE).edit
 
 
 # --- valid files ----------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import pytest
 
 from corridor.commands.erase import audit_event, plan_erasure
 from corridor.core import topics
-from corridor.core.config import Config, FieldClass, load_config
+from corridor.core.config import Config, FieldClass
 from corridor.core.crypto import FieldCipher, Kek, unwrap_data_key, wrap_data_key
 from corridor.core.crypto.datakey import DataKey, WrappedKey
 from corridor.core.crypto.envelope import split
@@ -38,29 +38,19 @@ from corridor.core.subjects import LedgerEntry, LedgerState, subject_id, subject
 from corridor.dev.sample import encode, generate_rows
 from corridor.processor.subject_keys import Stopped, SubjectKeyKeeper
 from corridor.sdk.decrypt import decrypt_rows, encrypted_fields
-from tests.unit.plan_fixtures import SHIP, data_key, messages
+from tests.unit.config_fixtures import HEAD, HK_EU, load_text
+from tests.unit.plan_fixtures import data_key, messages
 
 CORRIDOR, DATASET, FIELD = "hk-eu", "trade.shipment", "contact_email"
 ZONE_KEY = subject_key("hk", b"s" * 32)
 EU = Kek.from_material("eu", b"k" * 32)
 S, T = "S-1", "T-2"
 
-CONFIG = f"""\
-zones:
-  hk: {{bootstrap: 127.0.0.1:19092, jurisdiction: HK}}
-  eu: {{bootstrap: 127.0.0.1:29092, jurisdiction: EU}}
-datasets:
-  trade.shipment:
-    schema: {SHIP}
+CONFIG = HEAD + """\
     subject: national_id
-    fields: {{contact_name: personal, contact_email: personal, national_id: sensitive}}
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
-    transform: {{national_id: drop, contact_email: encrypt, contact_name: mask}}
+    fields: {contact_name: personal, contact_email: personal, national_id: sensitive}
+""" + HK_EU + """\
+    transform: {national_id: drop, contact_email: encrypt, contact_name: mask}
     erasable: [contact_email]
 """
 
@@ -119,9 +109,7 @@ def process(msgs: Any, plan: CorridorPlan, dp: Any, now_ms: int, **kw: Any) -> B
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    path = tmp_path_factory.mktemp("cfg") / "corridors.yaml"
-    path.write_text(CONFIG)
-    return load_config(path)
+    return load_text(tmp_path_factory.mktemp("cfg"), CONFIG)
 
 
 @pytest.fixture(scope="module")

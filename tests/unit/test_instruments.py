@@ -8,21 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from corridor.core.config import Config, Instrument, instrument_state, load_config
+from corridor.core.config import Instrument, instrument_state, load_config
 from corridor.core.config.instruments import zone_misfit
-from corridor.core.errors import ConfigError, ConfigErrors
+from corridor.core.errors import ConfigErrors
+from tests.unit.config_fixtures import HEAD, REPO, CorridorFile, line_of, only_error
 
-REPO = Path(__file__).resolve().parents[2]
-SHIP = REPO / "schemas" / "trade" / "shipment.avsc"
-
-# Line numbers of BASE are asserted below: keep its layout.
-BASE = f"""\
-zones:
-  hk: {{bootstrap: 127.0.0.1:19092, jurisdiction: HK}}
-  eu: {{bootstrap: 127.0.0.1:29092, jurisdiction: EU}}
-datasets:
-  trade.shipment:
-    schema: {SHIP}
+# Lines of BASE are asserted below, found by their text.
+BASE = HEAD + """\
     fields:
       contact_name: personal
       national_id: sensitive
@@ -47,26 +39,11 @@ corridors:
       contact_name: pseudonymize
       national_id: drop
 """
-KIND_LINE, EXPIRES_LINE, RETENTION_LINE, CORRIDOR_LINE, INSTRUMENT_LINE = 13, 17, 19, 21, 26
-
-
-def edit(old: str, new: str, text: str = BASE) -> str:
-    assert text.count(old) == 1, old
-    return text.replace(old, new)
-
-
-def load(tmp_path: Path, text: str = BASE) -> Config:
-    path = tmp_path / "corridors.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_config(path)
-
-
-def only_error(tmp_path: Path, text: str) -> ConfigError:
-    with pytest.raises(ConfigErrors) as info:
-        load(tmp_path, text)
-    errors = info.value.errors
-    assert len(errors) == 1, [e.render() for e in errors]
-    return errors[0]
+RMC_LINE, KIND_LINE, EXPIRES_LINE, RETENTION_LINE, CORRIDOR_LINE, INSTRUMENT_LINE = (
+    line_of(BASE, line) for line in ("hk-eu-rmc:", "kind: HK-RMC", "expires: 2034-02-28",
+                                     "retention: 3y", "hk-eu:", "instrument: hk-eu-rmc"))
+BASE_FILE = CorridorFile(BASE)
+edit, load = BASE_FILE.edit, BASE_FILE.load
 
 
 def instrument(expires: dt.date, kind: str = "HK-RMC") -> Instrument:
@@ -171,7 +148,7 @@ def test_bad_retention_and_bad_date(tmp_path: Path) -> None:
 
 def test_missing_field_and_unknown_key(tmp_path: Path) -> None:
     error = only_error(tmp_path, edit("    purpose: order fulfilment\n", ""))
-    assert (error.line, error.field) == (12, "instruments.hk-eu-rmc.purpose")
+    assert (error.line, error.field) == (RMC_LINE, "instruments.hk-eu-rmc.purpose")
     error = only_error(tmp_path, edit("    retention: 3y\n", "    retention: 3y\n    scope: x\n"))
     assert (error.line, error.field) == (RETENTION_LINE + 1, "instruments.hk-eu-rmc.scope")
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from corridor.core.codec import from_ipc
-from corridor.core.config import Config, KeyTreatment, load_config
+from corridor.core.config import Config, KeyTreatment
 from corridor.core.crypto import FieldCipher, decrypt_column
 from corridor.core.errors import ConfigErrors
 from corridor.core.model import Lineage, RawMessage
@@ -18,7 +18,8 @@ from corridor.core.policy.key import KEY_FIELD, allowed_headers, key_column, out
 from corridor.core.policy.transform import TransformContext
 from corridor.core.policy.values import pseudonym
 from corridor.dev.sample import encode, generate_rows
-from tests.unit.plan_fixtures import CONFIG, SECRET, SHIP, data_key
+from tests.unit.config_fixtures import HEAD, HK_EU, load_text
+from tests.unit.plan_fixtures import CONFIG, SECRET, data_key
 
 DATASET = "trade.shipment"
 NON_UTF8 = b"\xff\xfe\x00id"
@@ -87,9 +88,7 @@ HEADERED = CONFIG.replace(
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
-    path = tmp_path_factory.mktemp("keys") / "corridors.yaml"
-    path.write_text(HEADERED, encoding="utf-8")
-    return load_config(path)
+    return load_text(tmp_path_factory.mktemp("keys"), HEADERED)
 
 
 def _messages(topic: str) -> list[RawMessage]:
@@ -147,9 +146,8 @@ def test_arrow_batches_carry_each_rows_key_timestamp_and_headers(config: Config)
 
 
 def test_arrow_rows_without_headers_allowed_have_no_headers_column(tmp_path: Path) -> None:
-    path = tmp_path / "corridors.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
-    plan = build_plan(load_config(path), "hk-asean", FieldCipher(data_key("hk-asean")), SECRET)
+    plan = build_plan(load_text(tmp_path, CONFIG), "hk-asean", FieldCipher(data_key("hk-asean")),
+                      SECRET)
     dp = plan.datasets[DATASET]
     [delivery] = process(_messages(dp.source_topic), plan, dp, 0).delivered
     assert HEADERS_COLUMN not in from_ipc(delivery.value).schema.names
@@ -157,31 +155,18 @@ def test_arrow_rows_without_headers_allowed_have_no_headers_column(tmp_path: Pat
 
 # --- the corridor file ------------------------------------------------------------------
 
-BASE = f"""\
-zones:
-  hk: {{bootstrap: 127.0.0.1:19092, jurisdiction: HK}}
-  eu: {{bootstrap: 127.0.0.1:29092, jurisdiction: EU}}
-datasets:
-  trade.shipment:
-    schema: {SHIP}
-    fields: {{national_id: sensitive}}
+BASE = HEAD + """\
+    fields: {national_id: sensitive}
 KEYCLASS
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
-    transform: {{national_id: drop}}
+""" + HK_EU + """\
+    transform: {national_id: drop}
 TREATMENT
 """
 
 
 def _load(tmp_path: Path, keyclass: str = "", treatment: str = "") -> Config:
-    path = tmp_path / "corridors.yaml"
-    path.write_text(BASE.replace("KEYCLASS\n", keyclass).replace("TREATMENT\n", treatment),
-                    encoding="utf-8")
-    return load_config(path)
+    return load_text(tmp_path,
+                     BASE.replace("KEYCLASS\n", keyclass).replace("TREATMENT\n", treatment))
 
 
 def _errors(tmp_path: Path, keyclass: str = "", treatment: str = "") -> list[str]:
@@ -209,9 +194,8 @@ def test_keep_of_a_public_key_and_per_dataset_override(tmp_path: Path) -> None:
     override = BASE.replace("KEYCLASS\n", "").replace(
         "    datasets: [trade.shipment]\n", "    datasets:\n      trade.shipment: {key: drop}\n"
     ).replace("TREATMENT\n", "    key: encrypt-deterministic\n")
-    path = tmp_path / "override.yaml"
-    path.write_text(override, encoding="utf-8")
-    assert load_config(path).corridors["hk-eu"].key_treatment(DATASET) is KeyTreatment.DROP
+    overridden = load_text(tmp_path, override, "override.yaml").corridors["hk-eu"]
+    assert overridden.key_treatment(DATASET) is KeyTreatment.DROP
 
 
 def test_bad_key_class_treatment_and_reserved_headers_are_refused(tmp_path: Path) -> None:

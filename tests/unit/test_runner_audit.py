@@ -20,38 +20,26 @@ from corridor.core.audit import (
 from corridor.core.config import AuditSettings
 from corridor.core.offsets import StoredOffset, decode_stored
 from corridor.core.plan import CorridorPlan
-from corridor.kafka.clients import Endpoint
 from corridor.kafka.sink import BatchAborted
 from corridor.processor.runner import CorridorRunner
-from corridor.zones.credentials import Principal, Secret
 from tests.unit.test_runner_recovery import (
     DATASET,
     RECORDS,
-    FakeReader,
-    FakeSide,
-    FakeSink,
     FakeSource,
-    FakeTopology,
     Log,
     World,
     values,
 )
 from tests.unit.test_runner_recovery import plan as plan  # the module fixture
+from tests.unit.test_runner_recovery import runner as runner_over_fakes
 
 KEY = Ed25519PrivateKey.generate()
 
 
 def runner(plan: CorridorPlan, world: World, source: FakeSource, *,
            every_events: int = 100, signer: Ed25519PrivateKey | None = KEY) -> CorridorRunner:
-    def make_sink(transactional_id: str) -> FakeSink:
-        return FakeSink(world, transactional_id)
-
-    endpoints = {"hk": Endpoint("hk", "127.0.0.1:1"), "eu": Endpoint("eu", "127.0.0.1:2")}
-    return CorridorRunner(
-        None, plan, endpoints, Principal("corridor-hk-eu", Secret("unused")), Log(),
-        source=source, make_sink=make_sink, side=FakeSide(world), reader=FakeReader(world),
-        topology=FakeTopology(), clock=world.clock, wall_ms=lambda: 1_700_000_000_000,
-        signer=signer, audit=AuditSettings(checkpoint_events=every_events))
+    return runner_over_fakes(plan, world, source, Log(), signer=signer,
+                             audit=AuditSettings(checkpoint_events=every_events))
 
 
 def stored_records(world: World) -> list[StoredOffset]:

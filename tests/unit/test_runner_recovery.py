@@ -216,16 +216,22 @@ def values(plan: CorridorPlan) -> list[bytes]:
     return [encode(r, schema) for r in generate_rows(DATASET, RECORDS, seed=5, withheld_share=0.3)]
 
 
-def runner(plan: CorridorPlan, world: World, source: FakeSource, log: Log) -> CorridorRunner:
+def runner(plan: CorridorPlan, world: World, source: FakeSource, log: Log,
+           **seams: Any) -> CorridorRunner:
+    """A runner of *plan* over the fakes of *world* (each new sink noted in its calls);
+    *seams* sets or replaces keyword arguments of CorridorRunner (the audit and subjects
+    tests pass theirs)."""
     def make_sink(transactional_id: str) -> FakeSink:
         world.calls.append(("new sink", transactional_id, world.clock.now))
         return FakeSink(world, transactional_id)
 
     endpoints = {"hk": Endpoint("hk", "127.0.0.1:1"), "eu": Endpoint("eu", "127.0.0.1:2")}
-    return CorridorRunner(
-        None, plan, endpoints, Principal("corridor-hk-eu", Secret("unused")), log,
-        source=source, make_sink=make_sink, side=FakeSide(world), reader=FakeReader(world),
-        topology=FakeTopology(), clock=world.clock, wall_ms=lambda: 1_700_000_000_000)
+    fakes: dict[str, Any] = {
+        "source": source, "make_sink": make_sink, "side": FakeSide(world),
+        "reader": FakeReader(world), "topology": FakeTopology(), "clock": world.clock,
+        "wall_ms": lambda: 1_700_000_000_000}
+    return CorridorRunner(None, plan, endpoints, Principal("corridor-hk-eu", Secret("unused")),
+                          log, **(fakes | seams))
 
 
 def run(r: CorridorRunner, world: World) -> None:

@@ -16,13 +16,11 @@ from corridor.core.model import OutMessage
 from corridor.core.plan import CorridorPlan
 from corridor.core.policy.subjects import ledger_classes
 from corridor.core.subjects import LedgerEntry
-from corridor.kafka.clients import Endpoint
 from corridor.kafka.io import Record
 from corridor.kafka.sink import BatchAborted
 from corridor.processor.metrics import RunObserver
 from corridor.processor.runner import CorridorRunner
 from corridor.processor.subjects import SubjectGate
-from corridor.zones.credentials import Principal, Secret
 from tests.unit.subject_fixtures import (
     CEILING,
     KEY,
@@ -35,14 +33,13 @@ from tests.unit.subject_fixtures import (
     subjects_config,
 )
 from tests.unit.test_runner_recovery import (
-    FakeReader,
     FakeSide,
     FakeSink,
     FakeSource,
-    FakeTopology,
     Log,
     World,
 )
+from tests.unit.test_runner_recovery import runner as runner_over_fakes
 
 PEOPLE = 8
 YEAR = 2025
@@ -96,11 +93,8 @@ def build(config: Config, plan: CorridorPlan, world: World, source: FakeSource, 
         sink.write = logged  # type: ignore[method-assign]
         return sink
 
-    endpoints = {"hk": Endpoint("hk", "127.0.0.1:1"), "eu": Endpoint("eu", "127.0.0.1:2")}
-    r = CorridorRunner(None, plan, endpoints, Principal("corridor-hk-eu", Secret("unused")), log,
-                       source=source, make_sink=make_sink, side=Side(world, ledger, events),
-                       reader=FakeReader(world), topology=FakeTopology(), clock=world.clock,
-                       wall_ms=wall, subjects=gate)
+    r = runner_over_fakes(plan, world, source, log, make_sink=make_sink,
+                          side=Side(world, ledger, events), wall_ms=wall, subjects=gate)
     return r, gate, events
 
 

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from corridor.core.config import Config, OnReach, Thresholds, load_config
+from corridor.core.config import OnReach, Thresholds
 from corridor.core.crypto import FieldCipher
-from corridor.core.errors import ConfigError, ConfigErrors
+from corridor.core.errors import ConfigErrors
 from corridor.core.plan import build_plan
+from tests.unit.config_fixtures import HK_EU, SHIP, CorridorFile, line_of, only_error
 from tests.unit.plan_fixtures import SECRET, data_key
 
-REPO = Path(__file__).resolve().parents[2]
-SHIP = REPO / "schemas" / "trade" / "shipment.avsc"
-
-# Line numbers of BASE are asserted below: keep its layout.
+# Lines of BASE are asserted below, found by their text.
 BASE = f"""\
 zones:
   hk:
@@ -35,12 +33,7 @@ datasets:
       national_id: sensitive
       hs_code: public
       declared_value: personal
-corridors:
-  hk-eu:
-    from: hk
-    to: eu
-    datasets: [trade.shipment]
-    legal_basis: DEPA
+""" + HK_EU + """\
     purposes: [order-fulfilment, customs]
     erasable: [contact_email]
     transform:
@@ -48,26 +41,13 @@ corridors:
       contact_name: pseudonymize
       national_id: drop
 """
-THRESHOLDS_LINE, SUBJECT_LINE, DATASETS_LINE, PURPOSES_LINE, ERASABLE_LINE = 5, 10, 21, 23, 24
-
-
-def edit(old: str, new: str, text: str = BASE) -> str:
-    assert text.count(old) == 1, old
-    return text.replace(old, new)
-
-
-def load(tmp_path: Path, text: str = BASE) -> Config:
-    path = tmp_path / "corridors.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_config(path)
-
-
-def only_error(tmp_path: Path, text: str) -> ConfigError:
-    with pytest.raises(ConfigErrors) as info:
-        load(tmp_path, text)
-    errors = info.value.errors
-    assert len(errors) == 1, [e.render() for e in errors]
-    return errors[0]
+THRESHOLDS_LINE, SUBJECT_LINE, DATASETS_LINE, PURPOSES_LINE, ERASABLE_LINE = (
+    line_of(BASE, line) for line in (
+        "thresholds: {personal: 100, sensitive: 10, on_reach: withhold-new-subjects}",
+        "subject: contact_email", "datasets: [trade.shipment]",
+        "purposes: [order-fulfilment, customs]", "erasable: [contact_email]"))
+BASE_FILE = CorridorFile(BASE)
+edit, load = BASE_FILE.edit, BASE_FILE.load
 
 
 def test_the_settings_load_and_the_plan_carries_them(tmp_path: Path) -> None:
@@ -218,7 +198,8 @@ def test_erasable_per_dataset_adds_to_the_corridors(tmp_path: Path) -> None:
     assert corridor.erasable["trade.shipment"] == {"contact_email", "national_id"}
     bad = edit("{erasable: [national_id]}", "{erasable: [nope]}", text)
     error = only_error(tmp_path, bad)
-    assert (error.field, error.line) == ("corridors.hk-eu.datasets.trade.shipment.erasable", 22)
+    assert (error.field, error.line) == ("corridors.hk-eu.datasets.trade.shipment.erasable",
+                                         DATASETS_LINE + 1)
     assert "field 'nope' is not in dataset trade.shipment" in error.message
 
 

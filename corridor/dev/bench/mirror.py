@@ -15,22 +15,12 @@ import subprocess
 from pathlib import Path
 
 from corridor.kafka.clients import Endpoint, client_config
+from corridor.kafka.log4j import log4j2_properties
 from corridor.zones.credentials import Principal
 
 REPO = Path(__file__).resolve().parents[3]
 LIBS = REPO / ".kafka" / "mirror-libs"
 MAIN = "org.apache.kafka.connect.mirror.MirrorMaker"
-
-LOG4J = """\
-status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = info
-rootLogger.appenderRef.file.ref = file
-"""
 
 
 def properties(source: Endpoint, target: Endpoint, admin: Principal, names: list[str], tag: str,
@@ -82,7 +72,7 @@ def start(folder: Path, source: Endpoint, target: Endpoint, admin: Principal, na
         raise FileNotFoundError(f"{LIBS} is missing: run infra/fetch-mirror.sh (make bench does)")
     props, log4j = folder / "mm2.properties", folder / "mm2-log4j2.properties"
     props.write_text(properties(source, target, admin, names, tag, tasks))
-    log4j.write_text(LOG4J.format(log=folder / "mm2.log"))
+    log4j.write_text(log4j2_properties(folder / "mm2.log"))
     heap = os.environ.get("BENCH_MM2_HEAP", "1g")
     cmd = ["java", "-Xms256m", f"-Xmx{heap}", f"-Dlog4j2.configurationFile={log4j}",
            "-cp", f"{LIBS}/*", MAIN, str(props)]
