@@ -102,11 +102,14 @@ lint: install ## ruff, mypy --strict on corridor/core, and the import contracts 
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache
 
+# Unit tests need no broker and share nothing: two workers (pytest-xdist) halve their time
+# on two cores. Integration tests share one set of zones: one process, in order.
 test: install lint ## lint, then the whole suite: unit tests, then integration tests on real brokers
-	@$(BIN)/python -m pytest tests/unit tests/integration -m "not chaos" $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests/unit -n 2 $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests/integration -m "not chaos" $(PYTEST_ARGS)
 
 test-unit: install ## unit tests of the pure core only (no broker)
-	@$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest tests/unit -n 2 $(PYTEST_ARGS)
 
 demo: up ## zones up, provision, sample data, every corridor end to end, report
 	@$(CORRIDOR) demo $(DEMO_ARGS)

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,7 +93,10 @@ def test_quarantined_records_cross_once_after_their_schema_is_registered(zones, 
     unknown_id = _next_schema_id(registry)
     rows = [{**r, "consent": True} for r in generate_rows(DATASET, HELD + 3, seed=16)]
     park = PlainProducer(zone_endpoint(env.config, env.origin), admin)
-    stamp = 1_650_000_000_000
+    # An hour ago: a source timestamp older than the topic's retention would let the broker
+    # delete the held records' source (a partition of only such records goes at its next
+    # retention check), and the release would find them without source.
+    stamp = int(time.time() * 1000) - 3_600_000
     for i, row in enumerate(rows[:HELD]):  # a park writes with a schema not registered yet
         park.produce(source, confluent_frame(unknown_id, body(schema.parsed, row)),
                      f"held-{i}".encode(), partition=i % 3, timestamp_ms=stamp + i)
